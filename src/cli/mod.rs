@@ -1,0 +1,44 @@
+//! Command-line interface: one binary, one subcommand per job.
+
+mod crds;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Runs untrusted ComfyUI video workflows for many tenants on one Kubernetes cluster, safely.
+///
+/// `run` starts the operator; the other subcommands work offline, for CI pipelines and GitOps
+/// checks.
+#[derive(Debug, Parser)]
+#[command(name = "videofoundry-operator", version, about, long_about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions as YAML (apply them with `kubectl apply --server-side -f -`).
+    Crds(crds::CrdsArgs),
+}
+
+/// Runs the parsed command and maps its outcome to the process exit code.
+pub async fn execute(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Crds(args) => crds::execute(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}
