@@ -1,0 +1,25 @@
+//! Shared test helpers.
+#![allow(dead_code)]
+
+/// Reads the address of a real server that `scripts/test.sh` started. Without it the test is
+/// skipped with a note, unless `VF_TEST_REQUIRE_SERVICES` is set (as `scripts/test.sh` and CI
+/// do), in which case a missing server fails the test.
+pub fn service_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            assert!(
+                std::env::var_os("VF_TEST_REQUIRE_SERVICES").is_none(),
+                "{var} is not set: start the test servers with scripts/test.sh"
+            );
+            eprintln!("skipping: {var} is not set (run scripts/test.sh to start the test servers)");
+            None
+        }
+    }
+}
+
+/// The shared ComfyUI workflow corpus beside the repository, when it exists.
+pub fn corpus_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    dir.is_dir().then_some(dir)
+}
