@@ -191,12 +191,15 @@ pub(crate) fn controller_owner_ref<K>(
 where
     K: Resource<DynamicType = ()>,
 {
-    owner
+    let mut reference = owner
         .controller_owner_ref(&())
         .ok_or_else(|| BuildError::MissingUid {
             kind,
             name: owner.name_any(),
-        })
+        })?;
+    // kube leaves it unset; set it so the owner is not deleted before its children.
+    reference.block_owner_deletion = Some(true);
+    Ok(reference)
 }
 
 /// Checks that `render` belongs to `foundry` (same namespace, `foundryRef` names it) and returns

@@ -408,7 +408,8 @@ fn pod_failure_policy() -> PodFailurePolicy {
                     operator: "In".to_owned(),
                     values: vec![EXIT_REJECTED, EXIT_INVALID_INPUT],
                 }),
-                on_pod_conditions: None,
+                // Kubernetes 1.28's schema marks the list as required; empty means "none".
+                on_pod_conditions: Some(Vec::new()),
             },
             PodFailurePolicyRule {
                 action: "Ignore".to_owned(),

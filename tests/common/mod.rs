@@ -23,3 +23,19 @@ pub fn corpus_dir() -> Option<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
     dir.is_dir().then_some(dir)
 }
+
+/// Whether the command-line tool `name` is on `PATH` (installed by `scripts/install/`). Without
+/// it the test is skipped with a note, unless `VF_TEST_REQUIRE_SERVICES` is set (as
+/// `scripts/test.sh` and CI do), in which case a missing tool fails the test.
+pub fn tool_available(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()));
+    if !found {
+        assert!(
+            std::env::var_os("VF_TEST_REQUIRE_SERVICES").is_none(),
+            "{name} is not installed: run scripts/setup.sh (scripts/install/)"
+        );
+        eprintln!("skipping: {name} is not installed (run scripts/setup.sh)");
+    }
+    found
+}

@@ -1,0 +1,163 @@
+//! Local sandbox conformance: a probe built from `tests/fixtures/sandbox/probe.c` runs under
+//! gVisor (`runsc run`, an OCI bundle generated here) with a worker's restrictions (no network,
+//! read-only root, user 65532, no capabilities, no new privileges) and reports from inside; the
+//! same probe run directly on the host is the control.
+//!
+//! Needs `runsc` (scripts/install/runsc.sh) and a C compiler with a static libc. Missing tools
+//! skip the test (fail under `VF_TEST_REQUIRE_SERVICES`); an installed runsc that cannot start a
+//! sandbox always fails, with runsc's own message, because then the machine cannot prove the
+//! sandbox works. The platform is `ptrace` (works without KVM and in nested containers);
+//! override with `VF_RUNSC_PLATFORM` (e.g. `kvm`).
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+use crate::{common, fixtures};
+
+const WORKER_UID: u32 = 65532;
+
+fn compile_probe(out: &Path) {
+    let source = fixtures::fixture_dir().join("probe.c");
+    let output = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(out)
+        .arg(&source)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cc -static failed (a static libc, libc6-dev, is needed):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// An OCI runtime config with the restrictions of a worker pod.
+fn worker_config(args: &[String]) -> Value {
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": WORKER_UID, "gid": WORKER_UID},
+            "args": args,
+            "env": ["PATH=/", "HOME=/tmp"],
+            "cwd": "/",
+            "capabilities": {"bounding": [], "effective": [], "inheritable": [], "permitted": [], "ambient": []},
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "worker",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", "size=1m"]}
+        ],
+        "linux": {"namespaces": [
+            {"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+        ]}
+    })
+}
+
+fn report(output: &Output, what: &str) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout: {stdout}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{what}: bad report {stdout:?}: {e}"))
+}
+
+#[test]
+fn a_probe_in_gvisor_has_no_network_no_writable_root_no_root_and_no_capabilities() {
+    if !common::tool_available("runsc") || !common::tool_available("cc") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    let rootfs = bundle.join("rootfs");
+    for sub in ["proc", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(sub)).unwrap();
+    }
+    compile_probe(&rootfs.join("probe"));
+    // World-writable root directory: only the read-only root mount can stop the write, so the
+    // probe's EROFS proves that restriction rather than plain file permissions.
+    std::fs::set_permissions(&rootfs, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let args = vec!["/probe".to_owned(), "127.0.0.1".to_owned(), port.clone()];
+
+    // Control: outside the sandbox the probe reaches the listener.
+    let control = report(
+        &Command::new(rootfs.join("probe"))
+            .args(&args[1..])
+            .output()
+            .unwrap(),
+        "the probe on the host",
+    );
+    assert_eq!(
+        control["connect"], "ok",
+        "control must reach the listener: {control}"
+    );
+
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&worker_config(&args)).unwrap(),
+    )
+    .unwrap();
+    let platform = std::env::var("VF_RUNSC_PLATFORM").unwrap_or_else(|_| "ptrace".to_owned());
+    let container_id = format!("vf-probe-{}", std::process::id());
+    let output = Command::new("timeout")
+        .arg("120")
+        .arg("runsc")
+        .arg("--root")
+        .arg(dir.path().join("state"))
+        .arg(format!("--platform={platform}"))
+        .args(["--network=none", "run", "--bundle"])
+        .arg(&bundle)
+        .arg(&container_id)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "runsc is installed but cannot start a sandbox on this machine (platform {platform}, running as uid {}); runsc said:\n{}\n{}",
+        nix_uid(),
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout),
+    );
+    let inside = report(&output, "the probe under runsc");
+
+    assert_ne!(
+        inside["connect"], "ok",
+        "the sandbox reached the host's loopback: {inside}"
+    );
+    assert_eq!(
+        inside["root_write"], "EROFS",
+        "root filesystem must be read-only: {inside}"
+    );
+    assert_eq!(inside["uid"], WORKER_UID, "{inside}");
+    assert_eq!(inside["euid"], WORKER_UID, "{inside}");
+    assert_eq!(inside["gid"], WORKER_UID, "{inside}");
+    assert_eq!(
+        inside["cap_eff"], "0000000000000000",
+        "no capabilities: {inside}"
+    );
+    assert_ne!(
+        inside["kernel"], control["kernel"],
+        "gVisor reports its own kernel, not the host's: {inside}"
+    );
+    drop(listener);
+}
+
+fn nix_uid() -> String {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|_| "?".to_owned())
+}
