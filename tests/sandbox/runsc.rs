@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 use crate::{common, fixtures};
 
 const WORKER_UID: u32 = 65532;
+/// Bound on one `runsc` call (the probe itself takes well under a second).
+const RUNSC_TIMEOUT_SECONDS: u32 = 120;
 
 fn compile_probe(out: &Path) {
     let source = fixtures::fixture_dir().join("probe.c");
@@ -112,24 +114,40 @@ fn a_probe_in_gvisor_has_no_network_no_writable_root_no_root_and_no_capabilities
     .unwrap();
     let platform = std::env::var("VF_RUNSC_PLATFORM").unwrap_or_else(|_| "ptrace".to_owned());
     let container_id = format!("vf-probe-{}", std::process::id());
-    let output = Command::new("timeout")
-        .arg("120")
-        .arg("runsc")
-        .arg("--root")
-        .arg(dir.path().join("state"))
-        .arg(format!("--platform={platform}"))
-        .args(["--network=none", "run", "--bundle"])
-        .arg(&bundle)
-        .arg(&container_id)
+    let state = dir.path().join("state");
+    let logs = dir.path().join("logs");
+    let runsc = |args: &[&str]| {
+        let mut command = Command::new("timeout");
+        command
+            .arg(RUNSC_TIMEOUT_SECONDS.to_string())
+            .arg("runsc")
+            .arg("--root")
+            .arg(&state)
+            .arg(format!("--debug-log={}/", logs.display()))
+            .arg(format!("--platform={platform}"))
+            .arg("--network=none")
+            .args(args);
+        command
+    };
+    let output = runsc(&["run", "--bundle", bundle.to_str().unwrap(), &container_id])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "runsc is installed but cannot start a sandbox on this machine (platform {platform}, running as uid {}); runsc said:\n{}\n{}",
-        nix_uid(),
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout),
-    );
+    if !output.status.success() {
+        // Best effort: do not leave a half-started sandbox behind.
+        let _ = runsc(&["delete", "--force", &container_id]).output();
+        let why = match output.status.code() {
+            Some(124) => format!("runsc did not finish within {RUNSC_TIMEOUT_SECONDS}s"),
+            Some(code) => format!("runsc exited with status {code}"),
+            None => "runsc was killed by a signal".to_owned(),
+        };
+        panic!(
+            "runsc is installed but cannot start a sandbox on this machine: {why} (platform {platform}, uid {}).\nstderr: {}\nstdout: {}\nrunsc logs:\n{}",
+            nix_uid(),
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout),
+            log_tails(&logs),
+        );
+    }
     let inside = report(&output, "the probe under runsc");
 
     assert_ne!(
@@ -160,4 +178,22 @@ fn nix_uid() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// The last lines of each runsc debug log, where runsc explains why a sandbox did not start.
+fn log_tails(logs: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(logs) else {
+        return "(no logs written)".to_owned();
+    };
+    let mut out = String::new();
+    for entry in entries.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out.push_str(&format!("== {}\n", entry.path().display()));
+        for line in &lines[lines.len().saturating_sub(12)..] {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
