@@ -1,6 +1,8 @@
 //! Shared test helpers.
 #![allow(dead_code)]
 
+pub mod mock_api;
+
 /// Reads the address of a real server that `scripts/test.sh` started. Without it the test is
 /// skipped with a note, unless `VF_TEST_REQUIRE_SERVICES` is set (as `scripts/test.sh` and CI
 /// do), in which case a missing server fails the test.
