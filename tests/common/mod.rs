@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod mock_api;
+pub mod structural;
 
 /// Reads the address of a real server that `scripts/test.sh` started. Without it the test is
 /// skipped with a note, unless `VF_TEST_REQUIRE_SERVICES` is set (as `scripts/test.sh` and CI
