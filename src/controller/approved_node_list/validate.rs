@@ -32,8 +32,7 @@ pub fn validate(spec: &ApprovedNodeListSpec) -> ListReport {
     let mut problems = Vec::new();
     check_timestamp(&mut problems, "lastUpdated", spec.last_updated.as_deref());
 
-    let mut pins: BTreeMap<&str, (&Option<String>, &Option<String>, &Option<String>)> =
-        BTreeMap::new();
+    let mut pins: BTreeMap<&str, Pin<'_>> = BTreeMap::new();
     for (index, node) in spec.nodes.iter().enumerate() {
         let at = format!("nodes[{index}] ({})", node.class_type);
         check_name(&mut problems, &at, "classType", &node.class_type);
@@ -47,13 +46,13 @@ pub fn validate(spec: &ApprovedNodeListSpec) -> ListReport {
             node.approved_at.as_deref(),
         );
         let pin = (&node.repository, &node.commit, &node.version);
-        if let Some(previous) = pins.insert(node.class_type.as_str(), pin) {
-            if previous != pin {
-                problems.push(format!(
-                    "{at}: classType {:?} is approved twice with different repository, commit or version pins",
-                    node.class_type
-                ));
-            }
+        if let Some(previous) = pins.insert(node.class_type.as_str(), pin)
+            && previous != pin
+        {
+            problems.push(format!(
+                "{at}: classType {:?} is approved twice with different repository, commit or version pins",
+                node.class_type
+            ));
         }
     }
     for (index, repository) in spec.repositories.iter().enumerate() {
@@ -79,12 +78,12 @@ pub fn validate(spec: &ApprovedNodeListSpec) -> ListReport {
             (None, Some(identifier)) => check_name(&mut problems, &at, "identifier", identifier),
             _ => problems.push(format!("{at}: set exactly one of pattern and identifier")),
         }
-        if let Some(sha256) = &model.sha256 {
-            if !is_lower_hex(sha256, 64) {
-                problems.push(format!(
-                    "{at}: sha256 must be 64 lowercase hex digits, got {sha256:?}"
-                ));
-            }
+        if let Some(sha256) = &model.sha256
+            && !is_lower_hex(sha256, 64)
+        {
+            problems.push(format!(
+                "{at}: sha256 must be 64 lowercase hex digits, got {sha256:?}"
+            ));
         }
         check_timestamp(
             &mut problems,
@@ -124,6 +123,9 @@ pub fn validate(spec: &ApprovedNodeListSpec) -> ListReport {
     }
 }
 
+/// Repository, commit and version pins of one node approval.
+type Pin<'a> = (&'a Option<String>, &'a Option<String>, &'a Option<String>);
+
 fn count(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
@@ -144,20 +146,20 @@ fn check_name(problems: &mut Vec<String>, at: &str, what: &str, value: &str) {
 }
 
 fn check_commit(problems: &mut Vec<String>, at: &str, commit: Option<&str>) {
-    if let Some(commit) = commit {
-        if !is_lower_hex(commit, 40) {
-            problems.push(format!(
-                "{at}: commit must be a full 40-digit lowercase hex SHA, got {commit:?}"
-            ));
-        }
+    if let Some(commit) = commit
+        && !is_lower_hex(commit, 40)
+    {
+        problems.push(format!(
+            "{at}: commit must be a full 40-digit lowercase hex SHA, got {commit:?}"
+        ));
     }
 }
 
 fn check_timestamp(problems: &mut Vec<String>, at: &str, value: Option<&str>) {
-    if let Some(value) = value {
-        if value.parse::<jiff::Timestamp>().is_err() {
-            problems.push(format!("{at}: {value:?} is not an RFC 3339 timestamp"));
-        }
+    if let Some(value) = value
+        && value.parse::<jiff::Timestamp>().is_err()
+    {
+        problems.push(format!("{at}: {value:?} is not an RFC 3339 timestamp"));
     }
 }
 
