@@ -8,3 +8,10 @@ pub mod crd;
 pub mod http;
 pub mod metrics;
 pub mod telemetry;
+
+/// Selects rustls' ring provider for the whole process. Several TLS stacks are linked (kube,
+/// sqlx, vaultrs, the AWS SDK), which leaves rustls unable to choose one by itself; call this
+/// before creating any client. Calling it again is harmless.
+pub fn install_crypto_provider() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}

@@ -9,6 +9,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// The controllers, as metric label values.
+pub const CONTROLLERS: [&str; 3] = ["videofoundry", "renderjob", "approvednodelist"];
+
 /// Labels of reconcile runs.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
@@ -57,6 +60,13 @@ impl Default for Metrics {
             "Time spent in one reconciliation",
             reconcile_duration.clone(),
         );
+        // Expose every controller's series from the start, at zero, so dashboards and alerts see
+        // them before the first reconcile.
+        for controller in CONTROLLERS {
+            let labels = ControllerLabels { controller };
+            let _ = reconcile_runs.get_or_create(&labels);
+            let _ = reconcile_duration.get_or_create(&labels);
+        }
         Self {
             registry,
             reconcile_runs,

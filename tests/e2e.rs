@@ -142,7 +142,7 @@ async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
         .unwrap();
 
     let config = std::env::temp_dir().join("videofoundry-e2e-operator.yaml");
-    std::fs::write(&config, format!("httpAddress: 127.0.0.1:0\nwatchNamespace: {NAMESPACE}\nleaderElection: {{enabled: false}}\n")).unwrap();
+    std::fs::write(&config, format!("httpAddress: 127.0.0.1:0\nwatchNamespace: {NAMESPACE}\nleaderElection: {{enabled: true, leaseNamespace: {NAMESPACE}}}\n")).unwrap();
     let mut running = operator()
         .args(["run", "--config", config.to_str().unwrap()])
         .spawn()
