@@ -7,6 +7,7 @@ pub mod controller;
 pub mod crd;
 pub mod http;
 pub mod metrics;
+pub mod security_profile;
 pub mod telemetry;
 
 /// Selects rustls' ring provider for the whole process. Several TLS stacks are linked (kube,
