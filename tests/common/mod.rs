@@ -26,3 +26,21 @@ pub fn corpus_dir() -> Option<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
     dir.is_dir().then_some(dir)
 }
+
+/// Finds a command-line tool that `scripts/setup.sh` installs. Without it the test is skipped
+/// with a note, unless `VF_TEST_REQUIRE_SERVICES` is set, in which case it fails.
+pub fn required_tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("VF_TEST_REQUIRE_SERVICES").is_none(),
+            "{name} is not installed: run scripts/setup.sh"
+        );
+        eprintln!("skipping: {name} is not installed (run scripts/setup.sh)");
+    }
+    found
+}
