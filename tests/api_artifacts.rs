@@ -387,3 +387,33 @@ fn a_model_approval_names_exactly_one_of_pattern_and_identifier() {
         "{errors}"
     );
 }
+
+#[test]
+fn crds_validate_strictly_as_apiextensions_v1_objects() {
+    let Some(validator) = common::required_tool("kubernetes-validate") else {
+        return;
+    };
+    let files: Vec<String> = crd::all()
+        .iter()
+        .map(|c| {
+            repo()
+                .join("crds")
+                .join(crd::file_name(c))
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    for version in ["1.28.0", "1.37.0"] {
+        let output = std::process::Command::new(&validator)
+            .args(["--strict", "-k", version])
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "Kubernetes {version} refuses the CRDs: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
