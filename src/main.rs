@@ -8,5 +8,6 @@ use videofoundry::cli::Cli;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    videofoundry::install_crypto_provider();
     videofoundry::cli::execute(cli).await
 }

@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, one subcommand per job.
 
 mod crds;
+mod run;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the operator against the cluster in KUBECONFIG (or the in-cluster service account).
+    Run(crate::config::RunArgs),
     /// Print the CustomResourceDefinitions as YAML (apply them with `kubectl apply --server-side -f -`).
     Crds(crds::CrdsArgs),
 }
@@ -28,6 +31,7 @@ pub enum Command {
 /// Runs the parsed command and maps its outcome to the process exit code.
 pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Run(args) => run::execute(args).await,
         Command::Crds(args) => crds::execute(&args),
     }
 }

@@ -1,6 +1,9 @@
 //! Shared test helpers.
 #![allow(dead_code)]
 
+pub mod mock_api;
+pub mod structural;
+
 /// Reads the address of a real server that `scripts/test.sh` started. Without it the test is
 /// skipped with a note, unless `VF_TEST_REQUIRE_SERVICES` is set (as `scripts/test.sh` and CI
 /// do), in which case a missing server fails the test.
@@ -24,16 +27,18 @@ pub fn corpus_dir() -> Option<std::path::PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-/// Whether the command-line tool `name` is on `PATH` (installed by `scripts/install/`). Without
-/// it the test is skipped with a note, unless `VF_TEST_REQUIRE_SERVICES` is set (as
-/// `scripts/test.sh` and CI do), in which case a missing tool fails the test.
-pub fn tool_available(name: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()));
-    if !found {
+/// Finds a command-line tool that `scripts/setup.sh` installs. Without it the test is skipped
+/// with a note, unless `VF_TEST_REQUIRE_SERVICES` is set, in which case it fails.
+pub fn required_tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
         assert!(
             std::env::var_os("VF_TEST_REQUIRE_SERVICES").is_none(),
-            "{name} is not installed: run scripts/setup.sh (scripts/install/)"
+            "{name} is not installed: run scripts/setup.sh"
         );
         eprintln!("skipping: {name} is not installed (run scripts/setup.sh)");
     }

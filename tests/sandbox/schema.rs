@@ -90,7 +90,7 @@ fn validate(version: &str, yaml: &str) {
 
 #[test]
 fn every_built_object_is_valid_for_the_oldest_supported_kubernetes() {
-    if !common::tool_available("kubernetes-validate") {
+    if common::required_tool("kubernetes-validate").is_none() {
         return;
     }
     validate(OLDEST_SUPPORTED, &all_objects_yaml());
@@ -98,7 +98,7 @@ fn every_built_object_is_valid_for_the_oldest_supported_kubernetes() {
 
 #[test]
 fn every_built_object_is_valid_for_the_newest_known_kubernetes() {
-    if !common::tool_available("kubernetes-validate") {
+    if common::required_tool("kubernetes-validate").is_none() {
         return;
     }
     validate(&newest_known(), &all_objects_yaml());
@@ -107,7 +107,7 @@ fn every_built_object_is_valid_for_the_newest_known_kubernetes() {
 #[test]
 fn the_validator_catches_an_unknown_field() {
     // Proves the check can fail: a field 1.28 does not know (Job managedBy came in 1.30).
-    if !common::tool_available("kubernetes-validate") {
+    if common::required_tool("kubernetes-validate").is_none() {
         return;
     }
     let yaml = golden::render_yaml(&fixtures::foundry(), &fixtures::cpu_render()).replace(

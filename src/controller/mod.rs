@@ -1,0 +1,121 @@
+//! Controller runtime: the shared context, error reporting, backoff, start-up checks, leader
+//! election and the controllers themselves.
+
+pub mod approved_node_list;
+mod backoff;
+pub mod error;
+mod leader;
+mod startup;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::watch;
+
+pub use backoff::Backoff;
+pub use error::Error;
+pub use startup::{CrdCheckError, check_crds_installed};
+
+use crate::config::OperatorConfig;
+use crate::crd::FIELD_MANAGER;
+use crate::metrics::Metrics;
+
+/// What every reconcile gets: the client, one shared Event recorder, metrics, configuration and
+/// per-object backoff.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Shared Event recorder (its RBAC needs `create` and `patch` on events).
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Operator configuration.
+    pub config: OperatorConfig,
+    /// Per-object exponential backoff for transient errors.
+    pub backoff: Backoff,
+}
+
+impl Context {
+    /// A context for `client`, reporting as `instance` (the pod name).
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        config: OperatorConfig,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance,
+        };
+        let backoff = Backoff::new(
+            Duration::from_secs(config.reconcile.backoff_min_seconds),
+            Duration::from_secs(config.reconcile.backoff_max_seconds),
+        );
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            config,
+            backoff,
+        }
+    }
+}
+
+/// A reason the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A CRD is missing or the API server is unreachable.
+    #[error(transparent)]
+    Crds(#[from] CrdCheckError),
+    /// Leader election failed.
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
+}
+
+/// Runs every controller until `shutdown` flips to true (SIGTERM) or this replica loses the
+/// lease. `ready` is set once the CRD check passed.
+pub async fn run_all(
+    ctx: Arc<Context>,
+    identity: String,
+    ready: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    check_crds_installed(&ctx.client).await?;
+    ready.store(true, Ordering::Relaxed);
+
+    let leadership = if ctx.config.leader_election.enabled {
+        let lease = leader::acquire(&ctx.client, &ctx.config, identity, &mut shutdown).await?;
+        match lease {
+            Some(lease) => Some(lease),
+            None => return Ok(()),
+        }
+    } else {
+        None
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let controllers = approved_node_list::run(ctx.clone(), stop_rx.clone());
+    tokio::pin!(controllers);
+
+    let lost = async {
+        match &leadership {
+            Some(lease) => lease.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        () = &mut controllers => Ok(()),
+        _ = shutdown.wait_for(|stop| *stop) => Ok(()),
+        error = lost => Err(RunError::Leader(error)),
+    };
+    // Stop the controllers before releasing the lease, so two replicas never reconcile at once.
+    let _ = stop_tx.send(true);
+    controllers.await;
+    if let Some(lease) = leadership {
+        lease.release().await;
+    }
+    outcome
+}

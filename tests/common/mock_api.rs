@@ -1,0 +1,59 @@
+//! A scripted stand-in for the Kubernetes API server (kube's tower-test mock, as in
+//! kube-rs/controller-rs). No real API server installs here; the e2e suite covers a real one.
+
+use http::{Request, Response};
+use kube::Client;
+use kube::client::Body;
+
+/// The test's end of the mock: each expected request is checked and answered in order.
+pub struct MockApiServer(pub tower_test::mock::Handle<Request<Body>, Response<Body>>);
+
+/// A client wired to a fresh mock API server.
+pub fn mock_client() -> (Client, MockApiServer) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(service, "default"), MockApiServer(handle))
+}
+
+/// One request as the mock received it.
+pub struct Received {
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path and query.
+    pub uri: String,
+    /// JSON body (Null when empty).
+    pub body: serde_json::Value,
+}
+
+impl MockApiServer {
+    /// Waits for the next request (at most one second) and answers it with `response`.
+    pub async fn expect(&mut self, response: serde_json::Value) -> Received {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(1), self.0.next_request())
+            .await
+            .expect("the controller made no further API request within 1s")
+            .expect("the client hung up");
+        let (request, send) = next;
+        let method = request.method().clone();
+        let uri = request.uri().to_string();
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&response).unwrap()))
+                .unwrap(),
+        );
+        Received { method, uri, body }
+    }
+
+    /// Asserts that no request is waiting.
+    pub fn assert_idle(&mut self) {
+        let pending = futures::FutureExt::now_or_never(self.0.next_request());
+        assert!(
+            pending.is_none(),
+            "the controller made an unexpected API request"
+        );
+    }
+}

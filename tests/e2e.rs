@@ -1,0 +1,190 @@
+//! End-to-end against a real cluster: set `VF_E2E=1` and point `KUBECONFIG` at a disposable
+//! cluster (kind, k3d, a staging cluster). Skipped without them. It installs the CRDs with
+//! server-side apply, applies every example, runs the operator binary and waits for the
+//! ApprovedNodeList controller to report `Ready` (and `Ready=False` with an Event for a bad list).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiResource, Discovery};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client};
+use serde_json::json;
+use videofoundry::crd::{self, ApprovedNodeList};
+
+const NAMESPACE: &str = "videofoundry-e2e";
+
+async fn cluster() -> Option<Client> {
+    if std::env::var_os("VF_E2E").is_none() {
+        eprintln!("skipping e2e: set VF_E2E=1 and KUBECONFIG to a disposable cluster to run it");
+        return None;
+    }
+    Some(
+        Client::try_default()
+            .await
+            .expect("VF_E2E is set but no cluster is reachable"),
+    )
+}
+
+async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crd::all() {
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(
+            &name,
+            &PatchParams::apply("videofoundry-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD not established within 30s")
+        .unwrap();
+    }
+}
+
+fn operator() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_videofoundry-operator"));
+    command
+        .kill_on_drop(true)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+#[tokio::test]
+async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
+    let Some(client) = cluster().await else {
+        return;
+    };
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+
+    // Only on a cluster without our CRDs: the operator must refuse to start and name them.
+    if crds
+        .get_opt("renderjobs.videofoundry.dev")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        let output = operator()
+            .args(["run", "--http-address", "127.0.0.1:0"])
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(".videofoundry.dev is not installed"),
+            "{stderr}"
+        );
+    }
+
+    install_crds(&client).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap(),
+        )
+        .await;
+
+    // Every example is accepted by the real API server (schema, CEL) in our namespace.
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let mut object: DynamicObject = serde::Deserialize::deserialize(doc).unwrap();
+            object.metadata.namespace = Some(NAMESPACE.to_owned());
+            let types = object.types.clone().unwrap();
+            let gvk = GroupVersionKind::try_from(&types).unwrap();
+            let (resource, _) = discovery.resolve_gvk(&gvk).unwrap();
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                client.clone(),
+                NAMESPACE,
+                &ApiResource::from_gvk_with_plural(&gvk, &resource.plural),
+            );
+            let name = object.metadata.name.clone().unwrap();
+            api.patch(
+                &name,
+                &PatchParams::apply("videofoundry-e2e").force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the API server refused example {name}: {e}"));
+        }
+    }
+
+    let lists: Api<ApprovedNodeList> = Api::namespaced(client.clone(), NAMESPACE);
+    let bad: ApprovedNodeList = serde_json::from_value(json!({
+        "apiVersion": "videofoundry.dev/v1alpha1", "kind": "ApprovedNodeList",
+        "metadata": {"name": "bad-pins", "namespace": NAMESPACE},
+        "spec": {"nodes": [{"classType": "X", "repository": "github.com/a/b", "commit": "main"}]}
+    }))
+    .unwrap();
+    lists
+        .patch(
+            "bad-pins",
+            &PatchParams::apply("videofoundry-e2e").force(),
+            &Patch::Apply(&bad),
+        )
+        .await
+        .unwrap();
+
+    let config = std::env::temp_dir().join("videofoundry-e2e-operator.yaml");
+    std::fs::write(&config, format!("httpAddress: 127.0.0.1:0\nwatchNamespace: {NAMESPACE}\nleaderElection: {{enabled: true, leaseNamespace: {NAMESPACE}}}\n")).unwrap();
+    let mut running = operator()
+        .args(["run", "--config", config.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+
+    let ready = |want: &'static str| {
+        move |obj: Option<&ApprovedNodeList>| {
+            obj.and_then(|o| o.status.as_ref())
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .is_some_and(|c| c.status == want)
+        }
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(lists.clone(), "studio-approved", ready("True")),
+    )
+    .await
+    .expect("studio-approved did not become Ready within 60s")
+    .unwrap();
+    let bad = tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(lists.clone(), "bad-pins", ready("False")),
+    )
+    .await
+    .expect("bad-pins did not get Ready=False within 60s")
+    .unwrap()
+    .unwrap();
+    let condition = bad
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(condition.reason, "InvalidSpec");
+    assert!(
+        condition.message.contains("commit must be a full 40-digit"),
+        "{}",
+        condition.message
+    );
+
+    running.start_kill().unwrap();
+    let _ = running.wait().await;
+    let _ = namespaces.delete(NAMESPACE, &DeleteParams::default()).await;
+}
