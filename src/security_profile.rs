@@ -26,28 +26,36 @@ pub enum ProfileError {
     },
 }
 
-struct Defaults {
-    egress: EgressMode,
-    allow_dns: bool,
-    vetting: VettingMode,
-    audit_log: AuditLogLevel,
-    custom_nodes: CustomNodePolicy,
+/// What an execution mode sets when the spec leaves a field unset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModeDefaults {
+    /// Worker egress.
+    pub egress: EgressMode,
+    /// Whether workers may query cluster DNS.
+    pub allow_dns: bool,
+    /// Workflow vetting.
+    pub vetting: VettingMode,
+    /// Audit log detail.
+    pub audit_log: AuditLogLevel,
+    /// Custom node policy.
+    pub custom_nodes: CustomNodePolicy,
 }
 
-fn defaults(mode: ExecutionMode) -> Defaults {
+/// The defaults of `mode` (an unknown mode gets production's, the strictest).
+pub fn defaults(mode: ExecutionMode) -> ModeDefaults {
     match mode {
-        ExecutionMode::SelfHostedProduction => Defaults {
+        ExecutionMode::SelfHostedProduction => ModeDefaults {
             egress: EgressMode::Restricted,
             ..defaults(ExecutionMode::Production)
         },
-        ExecutionMode::Developer => Defaults {
+        ExecutionMode::Developer => ModeDefaults {
             egress: EgressMode::Open,
             allow_dns: true,
             vetting: VettingMode::Warn,
             audit_log: AuditLogLevel::Basic,
             custom_nodes: CustomNodePolicy::Any,
         },
-        ExecutionMode::Production | ExecutionMode::Unknown => Defaults {
+        ExecutionMode::Production | ExecutionMode::Unknown => ModeDefaults {
             egress: EgressMode::Blocked,
             allow_dns: false,
             vetting: VettingMode::Strict,

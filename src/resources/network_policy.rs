@@ -9,6 +9,7 @@
 //! Policies are additive, so a default-deny policy selects the workers for both directions and a
 //! second policy lists what is allowed; the two must be applied before any worker Job exists.
 
+use crate::security_profile;
 use ipnet::IpNet;
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -39,12 +40,10 @@ pub fn effective_egress(foundry: &VideoFoundry) -> Result<EgressMode, BuildError
     match foundry.spec.network.as_ref().and_then(|n| n.egress) {
         Some(EgressMode::Unknown) => Err(unknown("spec.network.egress")),
         Some(mode) => Ok(mode),
-        None => match foundry.spec.execution_mode {
-            ExecutionMode::Production => Ok(EgressMode::Blocked),
-            ExecutionMode::SelfHostedProduction => Ok(EgressMode::Restricted),
-            ExecutionMode::Developer => Ok(EgressMode::Open),
-            ExecutionMode::Unknown => Err(unknown("spec.executionMode")),
-        },
+        None if foundry.spec.execution_mode == ExecutionMode::Unknown => {
+            Err(unknown("spec.executionMode"))
+        }
+        None => Ok(security_profile::defaults(foundry.spec.execution_mode).egress),
     }
 }
 
@@ -56,7 +55,7 @@ pub fn effective_allow_dns(foundry: &VideoFoundry) -> bool {
         .network
         .as_ref()
         .and_then(|n| n.allow_dns)
-        .unwrap_or(foundry.spec.execution_mode == ExecutionMode::Developer)
+        .unwrap_or(security_profile::defaults(foundry.spec.execution_mode).allow_dns)
 }
 
 /// The foundry's worker NetworkPolicies: default deny first, then the egress allowances.
