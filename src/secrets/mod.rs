@@ -4,6 +4,8 @@
 //! See docs/secrets.md.
 
 pub mod access;
+pub mod database;
+pub mod database_rotation;
 pub mod error;
 pub mod generate;
 pub mod kv;

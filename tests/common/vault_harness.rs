@@ -71,10 +71,17 @@ impl Bao {
     /// Enables a secrets engine at `path` unless something is mounted there already.
     pub async fn ensure_secrets_engine(&self, path: &str, kind: &str) {
         let mounted = vaultrs::sys::mount::list(self.root.client()).await.unwrap();
-        if !mounted.contains_key(&format!("{path}/")) {
-            vaultrs::sys::mount::enable(self.root.client(), path, kind, None)
+        if !mounted.contains_key(&format!("{path}/"))
+            && vaultrs::sys::mount::enable(self.root.client(), path, kind, None)
                 .await
-                .unwrap();
+                .is_err()
+        {
+            // Another test may have mounted it in the meantime.
+            let mounted = vaultrs::sys::mount::list(self.root.client()).await.unwrap();
+            assert!(
+                mounted.contains_key(&format!("{path}/")),
+                "cannot mount {kind} at {path}"
+            );
         }
     }
 }
