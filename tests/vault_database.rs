@@ -452,3 +452,116 @@ async fn an_interrupted_rotation_converges_and_a_working_password_exists_at_ever
     assert!(logs_in(&s.foundry, &app, fields.get(PASSWORD).unwrap()).await);
     assert!(some_candidate_logs_in(&s).await);
 }
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_password_appears_in_trace_logs_or_errors_of_the_database_steps() {
+    let Some(s) = setup("log").await else { return };
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = s.foundry.db.roles.application.clone();
+    let admin = admin_url();
+    let connection = DatabaseConnection::from_url(&admin).unwrap();
+    let admin_password = connection.password.clone();
+
+    ensure_database_engine(
+        &s.operator,
+        &s.layout,
+        &connection,
+        &app,
+        &CredentialTtl::default(),
+    )
+    .await
+    .unwrap();
+    let creds = issue_credentials(&s.backend, &s.layout).await.unwrap();
+    revoke_credentials(&s.operator, &creds.lease_id)
+        .await
+        .unwrap();
+    let t0 = Timestamp::now();
+    let original = vault_backed_password(&s, t0).await;
+    db_rotation::reconcile_database_password(
+        &s.operator,
+        &s.foundry.admin,
+        &s.layout,
+        &app,
+        &policy(),
+        Some("x"),
+        t0,
+    )
+    .await
+    .unwrap();
+    let (_, fields) = database_fields(&s).await;
+    let rotated = fields.get(PASSWORD).unwrap().clone();
+    // A failing configuration (wrong admin password) and a failing ALTER ROLE.
+    let wrong = DatabaseConnection {
+        password: SecretString::from("wrong-admin-password-1234"),
+        ..DatabaseConnection::from_url(&admin).unwrap()
+    };
+    let refused = ensure_database_engine(
+        &s.operator,
+        &s.layout,
+        &wrong,
+        &app,
+        &CredentialTtl::default(),
+    )
+    .await
+    .unwrap_err();
+    let missing_role = db_rotation::apply_pending(
+        &s.foundry.admin,
+        "no_such_role_x",
+        &kv::Versioned {
+            version: 1,
+            fields: SecretFields::new()
+                .with(PENDING_PASSWORD, SecretString::from("pending-secret-5678")),
+        },
+        "p",
+    )
+    .await
+    .unwrap_err();
+    let outputs = format!(
+        "{refused} {refused:?} {missing_role} {missing_role:?} {creds:?} {connection:?} {fields:?}"
+    );
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("TRACE"));
+    let everything = format!("{log}\n{outputs}");
+    for secret in [
+        &admin_password,
+        &creds.password,
+        &original,
+        &rotated,
+        &SecretString::from("wrong-admin-password-1234"),
+        &SecretString::from("pending-secret-5678"),
+    ] {
+        assert!(
+            !everything.contains(secret.expose_secret()),
+            "a password leaked into the logs or an error"
+        );
+    }
+}

@@ -87,6 +87,21 @@ pub fn next_rotation(last: Timestamp, period: Duration) -> Option<Timestamp> {
     last.checked_add(period).ok()
 }
 
+/// `status.lastRotation` and `status.nextRotation` from a secret's `rotated_at` (the JWT and
+/// database secrets rotate together, so either serves).
+pub fn status_times(
+    fields: &SecretFields,
+    period: Duration,
+) -> (
+    Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let last = timestamp_field(fields, fields::ROTATED_AT);
+    let next = last.and_then(|last| next_rotation(last, period));
+    (last.map(Time), next.map(Time))
+}
+
 /// Reads a bookkeeping timestamp field.
 pub fn timestamp_field(fields: &SecretFields, name: &str) -> Option<Timestamp> {
     fields.get(name)?.expose_secret().parse().ok()
@@ -221,6 +236,18 @@ mod tests {
         assert_eq!(
             rotation_due(&policy(), None, None, None, at(0)),
             RotationDue::Periodic
+        );
+    }
+
+    #[test]
+    fn status_shows_the_last_rotation_and_when_the_next_is_due() {
+        let stored = SecretFields::new().with(fields::ROTATED_AT, text(at(3)));
+        let (last, next) = status_times(&stored, policy().period);
+        assert_eq!(last.unwrap().0, at(3));
+        assert_eq!(next.unwrap().0, at(93));
+        assert_eq!(
+            status_times(&SecretFields::new(), policy().period),
+            (None, None)
         );
     }
 
