@@ -879,3 +879,67 @@ async fn no_secret_appears_in_any_log_line_at_trace_or_in_errors_and_debug_outpu
 fn clone_error(error: &SecretsError) -> SecretsError {
     SecretsError::Configuration(error.to_string())
 }
+
+#[tokio::test]
+async fn the_provisioner_policy_writes_foundry_policies_and_roles_but_reads_no_secret() {
+    let Some(bao) = bao().await else { return };
+    let double = TokenReviewDouble::start().await;
+    let mount = kubernetes_auth(&bao, &double).await;
+    vaultrs::sys::policy::set(
+        bao.root.client(),
+        "videofoundry-provisioner-test",
+        &access::build_provisioner_policy(&mount),
+    )
+    .await
+    .unwrap();
+    let (provisioner, _) = bao
+        .session_with_policies(&["videofoundry-provisioner-test".to_owned()])
+        .await;
+    let layout = fresh_foundry("media");
+    access::ensure_policies(&provisioner, &layout)
+        .await
+        .unwrap();
+    let backend = BackendIdentity {
+        namespace: "media".into(),
+        service_account: "studio-backend".into(),
+        token_ttl: "10m".into(),
+    };
+    access::ensure_backend_auth_role(&provisioner, &mount, &layout, &backend)
+        .await
+        .unwrap();
+    let (operator, _) = bao
+        .session_with_policies(&[layout.operator_policy_name()])
+        .await;
+    write_layout(&operator, &layout).await;
+    let denied = kv::read_latest(
+        &provisioner,
+        "secret",
+        &layout.path(&SecretKey::Jwt).unwrap(),
+    )
+    .await
+    .unwrap_err();
+    // No capability anywhere under the KV mount: Vault cannot tell it the mount exists either.
+    assert!(
+        matches!(
+            denied.reason(),
+            "VaultPermissionDenied" | "VaultMountMissing"
+        ),
+        "{denied}"
+    );
+    // Not a policy of another name.
+    assert!(
+        vaultrs::sys::policy::set(
+            provisioner.client(),
+            "admin",
+            "path \"*\" { capabilities = [\"sudo\"] }"
+        )
+        .await
+        .is_err()
+    );
+    access::delete_access(&provisioner, &mount, &layout)
+        .await
+        .unwrap();
+    access::delete_access(&provisioner, &mount, &layout)
+        .await
+        .unwrap();
+}

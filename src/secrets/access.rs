@@ -1,7 +1,7 @@
 //! Least privilege in Vault: the foundry's ACL policies and the Kubernetes auth role that binds
 //! the platform backend's service account to its policy.
 //!
-//! The session that calls these needs `sys/policies/acl/videofoundry-*` and
+//! The session that calls these needs `sys/policy/videofoundry-*` and
 //! `auth/<mount>/role/videofoundry-*` (the operator's platform-level policy, see
 //! docs/secrets.md); the foundry policies themselves grant nothing outside the foundry.
 
@@ -22,6 +22,28 @@ pub struct BackendIdentity {
     pub token_ttl: String,
 }
 
+/// The platform-level policy of the identity that writes the foundries' policies and auth roles
+/// (the operator's bootstrap login, or a platform pipeline). It is confined by name to
+/// `videofoundry-*` objects, but an identity that can write policies can grant any path through
+/// one, so it is the most sensitive Vault identity here: keep its login separate from the
+/// per-foundry tokens, which carry [`FoundryLayout::build_operator_policy`] only.
+pub fn build_provisioner_policy(auth_mount: &str) -> String {
+    format!(
+        r#"# Writes the VideoFoundry policies and Kubernetes auth roles, nothing else.
+path "sys/policies/acl/videofoundry-*" {{
+  capabilities = ["create", "read", "update", "delete"]
+}}
+# The same policies through the older endpoint, which vaultrs uses.
+path "sys/policy/videofoundry-*" {{
+  capabilities = ["create", "read", "update", "delete"]
+}}
+path "auth/{auth_mount}/role/videofoundry-*" {{
+  capabilities = ["create", "read", "update", "delete"]
+}}
+"#
+    )
+}
+
 /// Writes (or overwrites, idempotently) the backend and operator policies of the foundry.
 pub async fn ensure_policies(
     session: &VaultSession,
@@ -36,7 +58,7 @@ pub async fn ensure_policies(
     ] {
         vaultrs::sys::policy::set(session.client(), &name, &policy)
             .await
-            .map_err(|e| session.error(&e, "write policy", &format!("sys/policies/acl/{name}")))?;
+            .map_err(|e| session.error(&e, "write policy", &format!("sys/policy/{name}")))?;
     }
     Ok(())
 }
@@ -91,13 +113,23 @@ pub async fn delete_access(
         match vaultrs::sys::policy::delete(session.client(), &name).await {
             Ok(()) | Err(vaultrs::error::ClientError::APIError { code: 404, .. }) => {}
             Err(e) => {
-                return Err(session.error(
-                    &e,
-                    "delete policy",
-                    &format!("sys/policies/acl/{name}"),
-                ));
+                return Err(session.error(&e, "delete policy", &format!("sys/policy/{name}")));
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provisioner_policy_reaches_only_videofoundry_objects() {
+        let policy = build_provisioner_policy("kubernetes");
+        for line in policy.lines().filter(|l| l.starts_with("path ")) {
+            assert!(line.contains("/videofoundry-*\""), "{line}");
+        }
+        assert!(!policy.contains("secret/"));
+    }
 }
