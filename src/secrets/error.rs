@@ -158,7 +158,8 @@ pub(crate) fn classify_status(
 ) -> SecretsError {
     let mentions = |needle: &str| errors.iter().any(|e| e.contains(needle));
     match status {
-        503 if mentions("sealed") || errors.is_empty() => SecretsError::Sealed {
+        // Only Vault's own answer counts: a proxy's bare 503 is an unreachable server.
+        503 if mentions("sealed") => SecretsError::Sealed {
             address: address.to_owned(),
         },
         503 => SecretsError::Unreachable {

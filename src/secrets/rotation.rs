@@ -46,6 +46,20 @@ pub struct RotationPolicy {
     pub grace: Duration,
 }
 
+impl RotationPolicy {
+    /// The policy of `spec.vault`: its `rotationPeriod`, and the default grace period (capped
+    /// at half the period, so a short test period still ends its grace before the next rotation).
+    pub fn from_spec(
+        vault: &crate::crd::video_foundry::VaultSpec,
+    ) -> Result<Self, crate::crd::duration::InvalidDuration> {
+        let period = crate::crd::duration::parse(&vault.rotation_period)?;
+        Ok(Self {
+            period,
+            grace: DEFAULT_GRACE.min(period / 2),
+        })
+    }
+}
+
 /// Whether to rotate now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotationDue {
@@ -236,6 +250,21 @@ mod tests {
         assert_eq!(
             rotation_due(&policy(), None, None, None, at(0)),
             RotationDue::Periodic
+        );
+    }
+
+    #[test]
+    fn the_spec_period_defaults_to_90_days_with_a_day_of_grace() {
+        let vault: crate::crd::video_foundry::VaultSpec =
+            serde_yaml::from_str("address: https://v\nauth: {kubernetes: {role: r}}\n").unwrap();
+        assert_eq!(RotationPolicy::from_spec(&vault).unwrap(), policy());
+        let short = crate::crd::video_foundry::VaultSpec {
+            rotation_period: "2h".into(),
+            ..vault
+        };
+        assert_eq!(
+            RotationPolicy::from_spec(&short).unwrap().grace,
+            Duration::from_secs(3600)
         );
     }
 
