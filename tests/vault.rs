@@ -355,7 +355,7 @@ async fn kubernetes_auth_gives_each_service_account_only_its_foundrys_secrets() 
     let jwt_a = SecretString::from(double.mint("tenant-a", "studio-backend"));
     let backend_a = VaultSession::login(
         &bao.addr,
-        &[],
+        None,
         &VaultLogin::Kubernetes {
             mount: mount.clone(),
             role: a.backend_auth_role_name(),
@@ -398,7 +398,7 @@ async fn kubernetes_auth_gives_each_service_account_only_its_foundrys_secrets() 
     ] {
         let refused = VaultSession::login(
             &bao.addr,
-            &[],
+            None,
             &VaultLogin::Kubernetes {
                 mount: mount.clone(),
                 role: role.clone(),
@@ -443,7 +443,7 @@ async fn the_operator_logs_in_with_kubernetes_auth_and_is_confined_to_its_foundr
     .unwrap();
     let operator = VaultSession::login(
         &bao.addr,
-        &[],
+        None,
         &VaultLogin::Kubernetes {
             mount,
             role: "videofoundry-operator".into(),
@@ -575,7 +575,7 @@ async fn failures_map_to_secrets_ready_false_reasons() {
     let path = layout.path(&SecretKey::Jwt).unwrap();
 
     // Unreachable: nothing listens on port 1.
-    let nowhere = VaultSession::new("http://127.0.0.1:1", &[], &SecretString::from("t")).unwrap();
+    let nowhere = VaultSession::new("http://127.0.0.1:1", None, &SecretString::from("t")).unwrap();
     let unreachable = kv::read_latest(&nowhere, "secret", &path)
         .await
         .unwrap_err();
@@ -618,7 +618,7 @@ async fn failures_map_to_secrets_ready_false_reasons() {
     // Bad login token.
     let bad = VaultSession::login(
         &bao.addr,
-        &[],
+        None,
         &VaultLogin::Token(SecretString::from("not-a-token")),
     )
     .await
@@ -643,34 +643,56 @@ struct ThrowawayServer {
     child: tokio::process::Child,
     addr: String,
     root_token: SecretString,
+    /// With TLS: the directory holding the dev server's generated `vault-ca.pem`.
+    tls_dir: Option<tempfile::TempDir>,
 }
 
 impl ThrowawayServer {
     async fn start(binary: &str) -> Self {
+        Self::start_with(binary, false).await
+    }
+
+    /// `tls`: serve HTTPS with a certificate from a CA the dev server generates (`-dev-tls`).
+    async fn start_with(binary: &str, tls: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let root_token = SecretString::from(format!("vf-seal-{}", uuid::Uuid::new_v4().simple()));
+        let tls_dir = tls.then(|| tempfile::tempdir().unwrap());
+        let mut args = vec![
+            "server".to_owned(),
+            "-dev".to_owned(),
+            format!("-dev-root-token-id={}", root_token.expose_secret()),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+            "-dev-no-store-token".to_owned(),
+        ];
+        if let Some(dir) = &tls_dir {
+            args.push("-dev-tls".to_owned());
+            args.push(format!("-dev-tls-cert-dir={}", dir.path().display()));
+        }
         let child = tokio::process::Command::new(binary)
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={}", root_token.expose_secret()),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-                "-dev-no-store-token",
-            ])
+            .args(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let addr = format!("http://127.0.0.1:{port}");
+        let scheme = if tls { "https" } else { "http" };
+        let addr = format!("{scheme}://127.0.0.1:{port}");
         // Poll until it answers, with a deadline (a start-up wait, not a timing assumption).
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let session = VaultSession::new(&addr, &[], &root_token).unwrap();
+            let ca = tls_dir
+                .as_ref()
+                .and_then(|dir| std::fs::read(dir.path().join("vault-ca.pem")).ok());
+            if tls && ca.is_none() {
+                assert!(std::time::Instant::now() < deadline, "no CA was written");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let session = VaultSession::new(&addr, ca.as_deref(), &root_token).unwrap();
             let health = session
                 .client()
                 .http
@@ -691,6 +713,7 @@ impl ThrowawayServer {
             child,
             addr,
             root_token,
+            tls_dir,
         }
     }
 }
@@ -703,7 +726,7 @@ async fn a_sealed_server_gives_secrets_ready_false_vault_sealed() {
     let mut server = ThrowawayServer::start(&binary).await;
     let root = VaultSession::login(
         &server.addr,
-        &[],
+        None,
         &VaultLogin::Token(server.root_token.clone()),
     )
     .await
@@ -794,7 +817,7 @@ async fn no_secret_appears_in_any_log_line_at_trace_or_in_errors_and_debug_outpu
     secrets.push(jwt.clone());
     let backend = VaultSession::login(
         &bao.addr,
-        &[],
+        None,
         &VaultLogin::Kubernetes {
             mount: mount.clone(),
             role: a.backend_auth_role_name(),
@@ -832,7 +855,7 @@ async fn no_secret_appears_in_any_log_line_at_trace_or_in_errors_and_debug_outpu
         .unwrap_err();
     let bad_login = VaultSession::login(
         &bao.addr,
-        &[],
+        None,
         &VaultLogin::Kubernetes {
             mount,
             role: b.backend_auth_role_name(),
@@ -841,7 +864,7 @@ async fn no_secret_appears_in_any_log_line_at_trace_or_in_errors_and_debug_outpu
     )
     .await
     .unwrap_err();
-    let nowhere = VaultSession::new("http://127.0.0.1:1", &[], &bao.root_token).unwrap();
+    let nowhere = VaultSession::new("http://127.0.0.1:1", None, &bao.root_token).unwrap();
     let unreachable = kv::read_latest(&nowhere, "secret", &jwt_path)
         .await
         .unwrap_err();
@@ -942,4 +965,35 @@ async fn the_provisioner_policy_writes_foundry_policies_and_roles_but_reads_no_s
     access::delete_access(&provisioner, &mount, &layout)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn tls_is_verified_with_rustls_against_the_ca_from_the_foundry_spec() {
+    let Some(binary) = common::service_env("VF_TEST_OPENBAO_BIN") else {
+        return;
+    };
+    let mut server = ThrowawayServer::start_with(&binary, true).await;
+    assert!(server.addr.starts_with("https://"));
+    let ca = std::fs::read(server.tls_dir.as_ref().unwrap().path().join("vault-ca.pem")).unwrap();
+    let login = VaultLogin::Token(server.root_token.clone());
+
+    // With the CA (as caSecretRef supplies it): a verified TLS session that works.
+    let session = VaultSession::login(&server.addr, Some(&ca), &login)
+        .await
+        .unwrap();
+    let layout = fresh_foundry("media");
+    rotation::reconcile_jwt_secret(&session, &layout, &policy(), None, Timestamp::now())
+        .await
+        .unwrap();
+
+    // Without it the server's certificate is not trusted: no request goes through.
+    let untrusted = VaultSession::login(&server.addr, None, &login)
+        .await
+        .unwrap_err();
+    assert_eq!(untrusted.reason(), "VaultUnreachable", "{untrusted}");
+    // Garbage instead of a CA is a configuration error, not a silent fallback.
+    let garbage =
+        VaultSession::new(&server.addr, Some(b"not a pem"), &server.root_token).unwrap_err();
+    assert_eq!(garbage.reason(), "VaultConfigInvalid");
+    server.child.kill().await.unwrap();
 }

@@ -70,12 +70,12 @@ impl std::fmt::Debug for VaultSession {
 }
 
 impl VaultSession {
-    /// A client for `address` that trusts the PEM CA files in `ca_cert_paths` (the system roots
-    /// when empty) and holds `token` (empty before a login). Environment variables such as
-    /// `VAULT_SKIP_VERIFY` are not consulted.
+    /// A client for `address` that trusts the system roots plus, when given, the PEM CA bundle
+    /// `ca_pem` (the content of `spec.vault.caSecretRef`), and holds `token` (empty before a
+    /// login). Environment variables such as `VAULT_SKIP_VERIFY` are not consulted.
     pub fn new(
         address: &str,
-        ca_cert_paths: &[String],
+        ca_pem: Option<&[u8]>,
         token: &SecretString,
     ) -> Result<Self, SecretsError> {
         crate::install_crypto_provider();
@@ -85,14 +85,36 @@ impl VaultSession {
         let settings = VaultClientSettingsBuilder::default()
             .address(address)
             .token(token.expose_secret())
-            .ca_certs(ca_cert_paths.to_vec())
+            .ca_certs(Vec::new())
             .verify(true)
             .timeout(Some(REQUEST_TIMEOUT))
             .build()
             .map_err(|e| SecretsError::Configuration(e.to_string()))?;
-        let client = VaultClient::new(settings).map_err(|e| {
+        let mut client = VaultClient::new(settings).map_err(|e| {
             SecretsError::Configuration(format!("cannot build the Vault client: {e}"))
         })?;
+        if let Some(pem) = ca_pem {
+            // vaultrs reads extra CAs from files only; the operator has the PEM in memory (from
+            // a Secret), so it swaps in an HTTP client built the same way plus that bundle.
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .ok()
+                .filter(|certs| !certs.is_empty())
+                .ok_or_else(|| {
+                    SecretsError::Configuration(
+                        "the Vault CA bundle holds no PEM certificate".to_owned(),
+                    )
+                })?;
+            let http = reqwest::ClientBuilder::new()
+                .tls_backend_rustls()
+                .timeout(REQUEST_TIMEOUT)
+                .tls_certs_merge(certs)
+                .build()
+                .map_err(|e| {
+                    SecretsError::Configuration(format!("cannot build the Vault client: {e}"))
+                })?;
+            let base = client.http.base.clone();
+            client.http = rustify::clients::reqwest::Client::new(&base, http);
+        }
         Ok(Self {
             client,
             address: address.trim_end_matches('/').to_owned(),
@@ -102,12 +124,12 @@ impl VaultSession {
     /// Logs in and returns a session holding the resulting token.
     pub async fn login(
         address: &str,
-        ca_cert_paths: &[String],
+        ca_pem: Option<&[u8]>,
         login: &VaultLogin,
     ) -> Result<Self, SecretsError> {
         match login {
             VaultLogin::Token(token) => {
-                let session = Self::new(address, ca_cert_paths, token)?;
+                let session = Self::new(address, ca_pem, token)?;
                 // A cheap call that every valid token may make, so a bad token fails here.
                 vaultrs::token::lookup_self(&session.client)
                     .await
@@ -115,7 +137,7 @@ impl VaultSession {
                 Ok(session)
             }
             VaultLogin::Kubernetes { mount, role, jwt } => {
-                let mut session = Self::new(address, ca_cert_paths, &SecretString::from(""))?;
+                let mut session = Self::new(address, ca_pem, &SecretString::from(""))?;
                 let auth = vaultrs::auth::kubernetes::login(
                     &session.client,
                     mount,

@@ -23,7 +23,7 @@ pub struct Bao {
 pub async fn bao() -> Option<Bao> {
     let addr = crate::common::service_env("VF_TEST_VAULT_ADDR")?;
     let root_token = SecretString::from(crate::common::service_env("VF_TEST_VAULT_ROOT_TOKEN")?);
-    let root = VaultSession::login(&addr, &[], &VaultLogin::Token(root_token.clone()))
+    let root = VaultSession::login(&addr, None, &VaultLogin::Token(root_token.clone()))
         .await
         .unwrap();
     Some(Bao {
@@ -54,7 +54,7 @@ impl Bao {
             .await
             .unwrap();
         let token = SecretString::from(auth.client_token);
-        let session = VaultSession::new(&self.addr, &[], &token).unwrap();
+        let session = VaultSession::new(&self.addr, None, &token).unwrap();
         (session, token)
     }
 
