@@ -458,15 +458,30 @@ async fn ensure_schema(
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| Error::from_sqlx("reading the database name", e))?;
-    // CONNECT only; idempotent and not reported (the database may be shared by many foundries).
-    let sql = format!(
-        "GRANT CONNECT ON DATABASE {} TO {}, {}, {}",
-        quote_ident(&database),
-        quote_ident(&roles.application),
-        quote_ident(&roles.admin),
-        quote_ident(&roles.auditor)
-    );
-    execute(conn, "granting CONNECT", sql).await?;
+    // CONNECT only, when missing; not reported (the database may be shared by many foundries,
+    // and PUBLIC usually has it). The transaction lock serialises foundries provisioned at the
+    // same time, which would otherwise update the same pg_database row concurrently.
+    for role in [&roles.application, &roles.admin, &roles.auditor] {
+        let can_connect: bool =
+            sqlx::query_scalar("SELECT has_database_privilege($1, current_database(), 'CONNECT')")
+                .bind(role)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| Error::from_sqlx("checking CONNECT", e))?;
+        if can_connect {
+            continue;
+        }
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('videofoundry:database', 0))")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| Error::from_sqlx("locking the database privileges", e))?;
+        let sql = format!(
+            "GRANT CONNECT ON DATABASE {} TO {}",
+            quote_ident(&database),
+            quote_ident(role)
+        );
+        execute(conn, "granting CONNECT", sql).await?;
+    }
 
     if !catalog::owner_function_defaults_revoked(conn, &roles.owner).await? {
         let sql = format!(
