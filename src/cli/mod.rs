@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, one subcommand per job.
 
 mod crds;
+mod migrate;
 mod run;
 
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ pub enum Command {
     Run(crate::config::RunArgs),
     /// Print the CustomResourceDefinitions as YAML (apply them with `kubectl apply --server-side -f -`).
     Crds(crds::CrdsArgs),
+    /// Apply the database migrations and provision one foundry's roles, schema, grants and
+    /// row-level-security policies (repairing any drift), then report what changed.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Runs the parsed command and maps its outcome to the process exit code.
@@ -33,6 +37,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run::execute(args).await,
         Command::Crds(args) => crds::execute(&args),
+        Command::Migrate(args) => migrate::execute(args).await,
     }
 }
 

@@ -58,6 +58,16 @@ pub(crate) struct Privilege {
     pub column: Option<String>,
 }
 
+impl std::fmt::Display for Privilege {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.grantee, self.privilege)?;
+        if let Some(column) = &self.column {
+            write!(f, "({column})")?;
+        }
+        Ok(())
+    }
+}
+
 /// The command a policy covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PolicyCommand {

@@ -426,15 +426,16 @@ async fn ensure_schema(
         Some(_) => {}
     }
 
-    let desired: BTreeSet<(String, String)> = [&roles.application, &roles.admin, &roles.auditor]
+    let desired: BTreeSet<Privilege> = [&roles.application, &roles.admin, &roles.auditor]
         .into_iter()
-        .map(|role| (role.clone(), "USAGE".to_owned()))
+        .map(|role| Privilege {
+            grantee: role.clone(),
+            privilege: "USAGE".to_owned(),
+            column: None,
+        })
         .collect();
     let found = catalog::schema_privileges(conn, &db.schema).await?;
-    let actual: BTreeSet<(String, String)> = found
-        .iter()
-        .map(|row| (row.grantee.clone(), row.privilege.clone()))
-        .collect();
+    let actual: BTreeSet<Privilege> = found.iter().map(|row| row.privilege()).collect();
     if actual != desired || found.iter().any(|row| row.grantable) {
         let grantees = revoke_list(roles, found.iter().map(|row| row.grantee.as_str()));
         let roles_sql = [&roles.application, &roles.admin, &roles.auditor]
@@ -457,15 +458,30 @@ async fn ensure_schema(
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| Error::from_sqlx("reading the database name", e))?;
-    // CONNECT only; idempotent and not reported (the database may be shared by many foundries).
-    let sql = format!(
-        "GRANT CONNECT ON DATABASE {} TO {}, {}, {}",
-        quote_ident(&database),
-        quote_ident(&roles.application),
-        quote_ident(&roles.admin),
-        quote_ident(&roles.auditor)
-    );
-    execute(conn, "granting CONNECT", sql).await?;
+    // CONNECT only, when missing; not reported (the database may be shared by many foundries,
+    // and PUBLIC usually has it). The transaction lock serialises foundries provisioned at the
+    // same time, which would otherwise update the same pg_database row concurrently.
+    for role in [&roles.application, &roles.admin, &roles.auditor] {
+        let can_connect: bool =
+            sqlx::query_scalar("SELECT has_database_privilege($1, current_database(), 'CONNECT')")
+                .bind(role)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| Error::from_sqlx("checking CONNECT", e))?;
+        if can_connect {
+            continue;
+        }
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('videofoundry:database', 0))")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| Error::from_sqlx("locking the database privileges", e))?;
+        let sql = format!(
+            "GRANT CONNECT ON DATABASE {} TO {}",
+            quote_ident(&database),
+            quote_ident(role)
+        );
+        execute(conn, "granting CONNECT", sql).await?;
+    }
 
     if !catalog::owner_function_defaults_revoked(conn, &roles.owner).await? {
         let sql = format!(
@@ -499,10 +515,25 @@ fn revoke_list<'a>(roles: &'a RoleNames, found: impl Iterator<Item = &'a str>) -
         .join(", ")
 }
 
-fn describe_difference<T: Ord + fmt::Debug>(actual: &BTreeSet<T>, desired: &BTreeSet<T>) -> String {
-    let extra: Vec<_> = actual.difference(desired).collect();
-    let missing: Vec<_> = desired.difference(actual).collect();
-    format!("unexpected {extra:?}, missing {missing:?}")
+fn describe_difference<T: Ord + fmt::Display>(
+    actual: &BTreeSet<T>,
+    desired: &BTreeSet<T>,
+) -> String {
+    let list = |items: Vec<&T>| {
+        items
+            .iter()
+            .map(|item| item.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let extra = list(actual.difference(desired).collect());
+    let missing = list(desired.difference(actual).collect());
+    match (extra.is_empty(), missing.is_empty()) {
+        (true, true) => "grantable privileges".to_owned(),
+        (false, true) => format!("unexpected: {extra}"),
+        (true, false) => format!("missing: {missing}"),
+        (false, false) => format!("unexpected: {extra}; missing: {missing}"),
+    }
 }
 
 async fn ensure_relations(

@@ -114,3 +114,73 @@ impl Foundry {
         (user, project)
     }
 }
+
+/// The rows seeded for one tenant, one per tenant table.
+#[derive(Debug, Clone, Copy)]
+pub struct Tenant {
+    pub user: uuid::Uuid,
+    pub project: uuid::Uuid,
+    pub workflow: uuid::Uuid,
+    pub segment: uuid::Uuid,
+    pub render_job: uuid::Uuid,
+    pub audit_id: i32,
+}
+
+impl Foundry {
+    /// Seeds `count` tenants with one row in every tenant table each (as the superuser).
+    pub async fn seed_tenants(&self, count: usize) -> Vec<Tenant> {
+        let mut tenants = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (user, project) = self.seed_tenant().await;
+            let workflow = uuid::Uuid::new_v4();
+            let segment = uuid::Uuid::new_v4();
+            let render_job = uuid::Uuid::new_v4();
+            self.admin_exec(&format!(
+                "INSERT INTO {} (id, user_id, name, definition) VALUES ('{workflow}', '{user}', 'w', '{{}}'); \
+                 INSERT INTO {} (id, project_id, prompt) VALUES ('{segment}', '{project}', 'p'); \
+                 INSERT INTO {} (id, project_id, user_id, segment_id) VALUES ('{render_job}', '{project}', '{user}', '{segment}');",
+                self.table("workflows"),
+                self.table("segments"),
+                self.table("render_jobs"),
+            ))
+            .await;
+            let sql = format!(
+                "INSERT INTO {} (user_id, action) VALUES ('{user}', 'seed') RETURNING id",
+                self.table("audit_logs")
+            );
+            let audit_id: i32 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&self.admin)
+                .await
+                .unwrap();
+            tenants.push(Tenant {
+                user,
+                project,
+                workflow,
+                segment,
+                render_job,
+                audit_id,
+            });
+        }
+        tenants
+    }
+
+    /// A pool for another login role, with the same server and database.
+    pub async fn login_pool(&self, role: &str, password: &str) -> PgPool {
+        pool(
+            self.admin_options.clone().username(role).password(password),
+            2,
+        )
+        .await
+    }
+}
+
+/// The SQLSTATE of a failed statement, or a panic when it succeeded.
+pub fn sqlstate<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> String {
+    match result {
+        Err(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()).unwrap_or_default(),
+        other => panic!("expected a database error, got {other:?}"),
+    }
+}
+
+/// SQLSTATE 42501: permission denied, or a row that violates a row-level-security policy.
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
