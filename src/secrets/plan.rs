@@ -131,6 +131,23 @@ pub fn secrets_ready(
     }
 }
 
+/// The same outcome as the VideoFoundry controller's step record (`SecretsReady`), with
+/// [`SecretsError::is_transient`] deciding between backoff and waiting for an edit.
+pub fn secrets_step(
+    outcome: &Result<SecretsPlan, SecretsError>,
+) -> crate::controller::video_foundry::status::StepOutcome {
+    use crate::controller::video_foundry::status::StepOutcome;
+    use crate::crd::conditions::types::SECRETS_READY;
+    let (status, reason, message) = secrets_ready(outcome);
+    match outcome {
+        Ok(_) if status == ConditionStatus::True => {
+            StepOutcome::ready(SECRETS_READY, reason, message)
+        }
+        Ok(_) => StepOutcome::failed(SECRETS_READY, reason, message, false),
+        Err(error) => StepOutcome::failed(SECRETS_READY, reason, message, error.is_transient()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +220,15 @@ mod tests {
         let (status, reason, message) = secrets_ready(&outcome);
         assert_eq!((status, reason), (ConditionStatus::False, "VaultSealed"));
         assert!(message.contains("sealed"));
+        let step = secrets_step(&outcome);
+        assert_eq!(
+            (step.condition, step.ready, step.transient),
+            ("SecretsReady", false, true)
+        );
+        let denied = Err(SecretsError::PermissionDenied {
+            operation: "read",
+            path: "secret/data/x".into(),
+        });
+        assert!(!secrets_step(&denied).transient);
     }
 }
