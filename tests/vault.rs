@@ -264,6 +264,34 @@ async fn a_foundrys_tokens_cannot_read_or_write_another_foundrys_secrets() {
             "{write:?}"
         );
     }
+    // Nor the metadata, listing, deletion or destruction of another foundry's keys.
+    let b_jwt = b.path(&SecretKey::Jwt).unwrap();
+    assert!(
+        vaultrs::kv2::read_metadata(operator_a.client(), "secret", &b_jwt)
+            .await
+            .is_err()
+    );
+    assert!(
+        vaultrs::kv2::list(operator_a.client(), "secret", &b.prefix)
+            .await
+            .is_err()
+    );
+    assert!(
+        vaultrs::kv2::delete_latest(operator_a.client(), "secret", &b_jwt)
+            .await
+            .is_err()
+    );
+    assert!(
+        kv::destroy_versions(&operator_a, "secret", &b_jwt, vec![1])
+            .await
+            .is_err()
+    );
+    assert!(
+        kv::read_latest(&operator_b, "secret", &b_jwt)
+            .await
+            .unwrap()
+            .is_some()
+    );
     // The backend cannot write even its own secrets, nor list the prefix.
     let own = a.path(&SecretKey::Jwt).unwrap();
     assert!(matches!(
@@ -888,6 +916,13 @@ async fn no_secret_appears_in_any_log_line_at_trace_or_in_errors_and_debug_outpu
         log.len()
     );
     let everything = format!("{log}\n{}", outputs.join("\n"));
+    eprintln!(
+        "searched {} bytes of TRACE output ({} lines) and {} error/Debug texts for {} secret values",
+        log.len(),
+        log.lines().count(),
+        outputs.len(),
+        secrets.len()
+    );
     for secret in &secrets {
         let value = secret.expose_secret();
         assert!(value.len() >= 8);

@@ -551,6 +551,10 @@ async fn no_password_appears_in_trace_logs_or_errors_of_the_database_steps() {
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("TRACE"));
     let everything = format!("{log}\n{outputs}");
+    eprintln!(
+        "searched {} bytes of TRACE output for 6 passwords",
+        log.len()
+    );
     for secret in [
         &admin_password,
         &creds.password,
