@@ -6,6 +6,7 @@
 pub mod access;
 pub mod database;
 pub mod database_rotation;
+pub mod developer_secret;
 pub mod error;
 pub mod generate;
 pub mod kv;
