@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod resources;
 pub mod security_profile;
+pub mod storage;
 pub mod telemetry;
 
 /// Selects rustls' ring provider for the whole process. Several TLS stacks are linked (kube,
