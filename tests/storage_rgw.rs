@@ -174,10 +174,11 @@ async fn hardening_reads_back_and_a_second_ensure_changes_nothing() {
         .iter()
         .map(|s| s["Sid"].as_str().unwrap())
         .collect();
+    for sid in videofoundry::storage::policy::TLS_SIDS {
+        assert_eq!(sids.iter().filter(|s| **s == sid).count(), 1, "{sids:?}");
+    }
     for id in [&a.id, &b.id] {
         for suffix in [
-            "DenyInsecureTransport",
-            "DenyUnknownTransport",
             "TenantObjects",
             "TenantList",
             "TenantDenyOutsidePrefix",

@@ -96,3 +96,57 @@ impl FoundryStorage {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::VideoFoundry;
+    use crate::storage::ensure::{EncryptionState, EnsureReport};
+
+    fn example(file: &str) -> VideoFoundrySpec {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(file);
+        let foundry: VideoFoundry =
+            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        foundry.spec
+    }
+
+    #[test]
+    fn production_example_asks_for_every_hardening() {
+        let storage =
+            FoundryStorage::from_spec("studios", "a", &example("videofoundry-production.yaml"))
+                .unwrap();
+        assert!(storage.require_tls && storage.versioning && storage.block_public_access);
+        assert_ne!(storage.encryption, DefaultEncryption::Off);
+        assert_eq!(storage.id, foundry_id("studios", "a"));
+        assert_ne!(storage.id, foundry_id("studios", "b"));
+    }
+
+    #[test]
+    fn missing_default_encryption_fails_closed_only_in_production() {
+        let spec = example("videofoundry-production.yaml");
+        let mut storage = FoundryStorage::from_spec("studios", "a", &spec).unwrap();
+        let report = EnsureReport {
+            changes: Vec::new(),
+            encryption: EncryptionState::Unsupported,
+            policy_bytes: 0,
+            provider_workarounds: Vec::new(),
+        };
+        let closed = report.condition(&storage);
+        assert!(!closed.ready);
+        assert_eq!(closed.reason, "EncryptionUnsupported");
+        storage.per_object_encryption = true;
+        let per_object = report.condition(&storage);
+        assert!(per_object.ready);
+        assert_eq!(per_object.reason, "EncryptionUnsupported");
+        storage.per_object_encryption = false;
+        storage.execution_mode = ExecutionMode::Developer;
+        assert!(report.condition(&storage).ready);
+        let hardened = EnsureReport {
+            encryption: EncryptionState::Default,
+            ..report
+        };
+        assert_eq!(hardened.condition(&storage).reason, "Hardened");
+    }
+}

@@ -20,33 +20,48 @@ const TENANT_OBJECT_ACTIONS: [&str; 7] = [
     "s3:ListMultipartUploadParts",
 ];
 
-/// The statements that confine `storage`'s tenant principal and require TLS.
+/// `Sid`s of the bucket-wide statements that deny requests without TLS. They are shared by
+/// every foundry in the bucket (one copy, not one per foundry, so that the policy scales).
+pub const TLS_SIDS: [&str; 2] = [
+    "VideoFoundryDenyInsecureTransport",
+    "VideoFoundryDenyUnknownTransport",
+];
+
+/// The bucket-wide statements that deny every request made without TLS.
+pub fn tls_statements(bucket: &str) -> Vec<Value> {
+    let resources = [
+        format!("arn:aws:s3:::{bucket}"),
+        format!("arn:aws:s3:::{bucket}/*"),
+    ];
+    vec![
+        json!({
+            "Sid": TLS_SIDS[0],
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": resources,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+        }),
+        // Ceph RGW 16 leaves aws:SecureTransport out of plain-HTTP requests instead of setting
+        // it to false, so the deny above never matches there; this one does. AWS always sets
+        // the key, so on AWS this statement is inert.
+        json!({
+            "Sid": TLS_SIDS[1],
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": resources,
+            "Condition": {"Null": {"aws:SecureTransport": "true"}}
+        }),
+    ]
+}
+
+/// The statements that confine `storage`'s tenant principal to its prefix.
 pub fn foundry_statements(storage: &FoundryStorage) -> Vec<Value> {
     let bucket_arn = format!("arn:aws:s3:::{}", storage.bucket);
     let objects_arn = format!("{bucket_arn}/{}*", storage.prefix);
     let id = &storage.id;
     let mut statements = Vec::new();
-    if storage.require_tls {
-        statements.push(json!({
-            "Sid": format!("{id}DenyInsecureTransport"),
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [bucket_arn, objects_arn],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}
-        }));
-        // Ceph RGW 16 leaves aws:SecureTransport out of plain-HTTP requests instead of setting
-        // it to false, so the deny above never matches there; this one does. AWS always sets
-        // the key, so on AWS this statement is inert.
-        statements.push(json!({
-            "Sid": format!("{id}DenyUnknownTransport"),
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [bucket_arn, objects_arn],
-            "Condition": {"Null": {"aws:SecureTransport": "true"}}
-        }));
-    }
     let Some(principal) = storage.tenant_principal.as_deref() else {
         return statements;
     };
@@ -74,8 +89,8 @@ pub fn foundry_statements(storage: &FoundryStorage) -> Vec<Value> {
             "Sid": format!("{id}TenantDenyOutsidePrefix"),
             "Effect": "Deny",
             "Principal": principal,
-            "Action": TENANT_OBJECT_ACTIONS,
-            "NotResource": [objects_arn]
+            "Action": "s3:*",
+            "NotResource": [bucket_arn, objects_arn]
         }));
         statements.push(json!({
             "Sid": format!("{id}TenantDenyListOutsidePrefix"),
@@ -107,13 +122,27 @@ fn statements_of(policy: Option<&Value>) -> Vec<Value> {
     }
 }
 
+fn is_tls_statement(statement: &Value) -> bool {
+    statement
+        .get("Sid")
+        .and_then(Value::as_str)
+        .is_some_and(|sid| TLS_SIDS.contains(&sid))
+}
+
 /// The bucket policy with `storage`'s statements replaced by the desired ones and everything
-/// else kept in place.
+/// else kept in place. The shared TLS statements are added when the foundry requires TLS; a
+/// foundry that does not removes them only from a bucket of its own (no prefix), since in a
+/// shared bucket they protect the other foundries too.
 pub fn merged_policy(current: Option<&Value>, storage: &FoundryStorage) -> Value {
-    let mut statements: Vec<Value> = statements_of(current)
+    let current = statements_of(current);
+    let had_tls = current.iter().any(is_tls_statement);
+    let mut statements: Vec<Value> = current
         .into_iter()
-        .filter(|statement| !owned_by(statement, &storage.id))
+        .filter(|statement| !owned_by(statement, &storage.id) && !is_tls_statement(statement))
         .collect();
+    if storage.require_tls || (had_tls && !storage.prefix.is_empty()) {
+        statements.extend(tls_statements(&storage.bucket));
+    }
     statements.extend(foundry_statements(storage));
     json!({"Version": "2012-10-17", "Statement": statements})
 }
@@ -192,13 +221,22 @@ mod tests {
         let b = storage("vfbbbb", "studio-b/");
         let with_a = merged_policy(None, &a);
         let with_both = merged_policy(Some(&with_a), &b);
-        assert_eq!(statements_of(Some(&with_both)).len(), 12);
+        assert_eq!(statements_of(Some(&with_both)).len(), 10);
         let again = merged_policy(Some(&with_both), &a);
         assert!(equivalent(&again, &with_both));
         let mut relaxed = a.clone();
         relaxed.require_tls = false;
+        // In a shared bucket the TLS statements stay for the others' sake.
         let relaxed_policy = merged_policy(Some(&with_both), &relaxed);
         assert_eq!(statements_of(Some(&relaxed_policy)).len(), 10);
+        // In a bucket of its own, relaxing TLS removes them.
+        let mut dedicated = storage("vfcccc", "");
+        let strict = merged_policy(None, &dedicated);
+        dedicated.require_tls = false;
+        assert_eq!(
+            statements_of(Some(&merged_policy(Some(&strict), &dedicated))).len(),
+            2
+        );
     }
 
     #[test]
@@ -221,6 +259,6 @@ mod tests {
     #[test]
     fn dedicated_bucket_needs_no_outside_prefix_denies() {
         let statements = foundry_statements(&storage("vfaaaa", ""));
-        assert_eq!(statements.len(), 4);
+        assert_eq!(statements.len(), 2);
     }
 }
