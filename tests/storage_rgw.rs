@@ -789,3 +789,58 @@ async fn a_shared_policy_stops_at_the_size_limit() {
     let first = foundry("studio-000", &bucket, "studio-000/", &tenant);
     assert!(admin.ensure(&first).await.unwrap().changes.is_empty());
 }
+
+#[tokio::test]
+async fn temp_uploads_carry_the_lifecycle_tag() {
+    let Some(rgw) = rgw() else { return };
+    let (admin, a, _b) = shared_bucket(&rgw).await;
+    let scope = TenantScope::new(&a.prefix, USER_A).unwrap();
+    let upload = admin
+        .presign_user_upload(
+            &a.bucket,
+            &scope,
+            Area::Temp,
+            "scratch/latent.bin",
+            Duration::from_secs(120),
+            None,
+        )
+        .await
+        .unwrap();
+    let http = rgw.http();
+    assert_eq!(send(&http, &upload, &upload.url, b"scratch").await, 200);
+    let tags = admin
+        .client()
+        .get_object_tagging()
+        .bucket(&a.bucket)
+        .key(upload.key.as_str())
+        .send()
+        .await
+        .unwrap();
+    let (key, value) = videofoundry::storage::keys::TEMP_TAG;
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|t| t.key() == key && t.value() == value),
+        "{:?}",
+        tags.tag_set()
+    );
+    // Without the signed tag header the URL is refused.
+    let untagged = videofoundry::storage::PresignedRequest {
+        headers: Vec::new(),
+        ..upload.clone()
+    };
+    assert_eq!(send(&http, &untagged, &upload.url, b"untagged").await, 403);
+    // And the same API refuses an escape before signing anything.
+    let escape = admin
+        .presign_user_upload(
+            &a.bucket,
+            &scope,
+            Area::Temp,
+            "../../x",
+            Duration::from_secs(60),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(escape.reason(), "InvalidKey");
+}

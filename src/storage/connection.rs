@@ -40,6 +40,24 @@ impl std::fmt::Debug for S3Connection {
 }
 
 impl S3Connection {
+    /// The connection a foundry's `spec.storage` describes, with the provisioning credentials
+    /// read from its `credentialsSecretRef` (`accessKeyId`, `secretAccessKey`).
+    pub fn from_spec(
+        storage: &crate::crd::video_foundry::StorageSpec,
+        access_key_id: String,
+        secret_access_key: SecretString,
+        extra_ca_pem: Option<Vec<u8>>,
+    ) -> Self {
+        Self {
+            endpoint: storage.endpoint.clone(),
+            region: storage.region.clone(),
+            force_path_style: storage.force_path_style,
+            access_key_id,
+            secret_access_key,
+            extra_ca_pem,
+        }
+    }
+
     /// An `aws-sdk-s3` client for this connection.
     pub fn client(&self) -> Result<aws_sdk_s3::Client, StorageError> {
         crate::install_crypto_provider();

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::S3Storage;
 use super::error::StorageError;
-use super::keys::{Area, ObjectKey, TenantScope};
+use super::keys::{Area, ObjectKey, TEMP_TAG, TenantScope};
 
 /// SigV4's limit on the lifetime of a presigned URL.
 pub const MAX_PRESIGN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -154,6 +154,31 @@ impl S3Storage {
         })
     }
 
+    /// A presigned PUT for the platform's backend: `path` in `area` of the user's space (refused
+    /// before any request when it escapes). Uploads to `temp/` carry the lifecycle tag (signed),
+    /// so that the foundry's temp rule expires them.
+    pub async fn presign_user_upload(
+        &self,
+        bucket: &str,
+        scope: &TenantScope,
+        area: Area<'_>,
+        path: &str,
+        lifetime: Duration,
+        encryption: Option<&ObjectEncryption>,
+    ) -> Result<PresignedRequest, StorageError> {
+        let key = scope.key(area, path)?;
+        if lifetime.is_zero() || lifetime > MAX_PRESIGN_LIFETIME {
+            return Err(StorageError::Config(
+                "presigned URL lifetime must be between 1 s and 7 days".to_owned(),
+            ));
+        }
+        let config = PresigningConfig::expires_in(lifetime)
+            .map_err(|e| StorageError::Config(format!("presigning: {e}")))?;
+        let tagging = matches!(area, Area::Temp).then(|| format!("{}={}", TEMP_TAG.0, TEMP_TAG.1));
+        self.presign_put_tagged(bucket, key, encryption, tagging, config)
+            .await
+    }
+
     /// A presigned PUT for `key`, with the encryption headers signed in when given.
     pub async fn presign_put(
         &self,
@@ -162,7 +187,24 @@ impl S3Storage {
         encryption: Option<&ObjectEncryption>,
         config: PresigningConfig,
     ) -> Result<PresignedRequest, StorageError> {
-        let mut put = self.client.put_object().bucket(bucket).key(key.as_str());
+        self.presign_put_tagged(bucket, key, encryption, None, config)
+            .await
+    }
+
+    async fn presign_put_tagged(
+        &self,
+        bucket: &str,
+        key: ObjectKey,
+        encryption: Option<&ObjectEncryption>,
+        tagging: Option<String>,
+        config: PresigningConfig,
+    ) -> Result<PresignedRequest, StorageError> {
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key.as_str())
+            .set_tagging(tagging);
         match encryption {
             None => {}
             Some(ObjectEncryption::Aes256) => {
