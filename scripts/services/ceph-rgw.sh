@@ -45,18 +45,27 @@ wait_until() {
   done
 }
 
+# Stops the daemons this script started, by the pid files they wrote, one after the other
+# (the gateway first: it hangs on shutdown once the monitor is gone).
 stop_daemons() {
   local name
-  for name in radosgw osd.0 mon.a; do
+  for name in "$@"; do
     if pid_alive "${DIR}/run/${name}.pid"; then
       kill "$(cat "${DIR}/run/${name}.pid")" 2>/dev/null || true
     fi
-  done
-  for name in radosgw osd.0 mon.a; do
     local deadline=$((SECONDS + 15))
     while pid_alive "${DIR}/run/${name}.pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
     if pid_alive "${DIR}/run/${name}.pid"; then kill -9 "$(cat "${DIR}/run/${name}.pid")" 2>/dev/null || true; fi
   done
+}
+
+ALL_DAEMONS=(client.rgw.a osd.0 mon.a)
+
+require_free_port() {
+  if (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    log "port $1 is already in use (another cluster? set VF_CEPH_*_PORT or stop it)"
+    exit 1
+  fi
 }
 
 write_config() {
@@ -129,7 +138,10 @@ make_tls() {
 
 bootstrap() {
   log "bootstrapping a single-node cluster in ${DIR}"
-  stop_daemons
+  stop_daemons "${ALL_DAEMONS[@]}"
+  require_free_port "$MON_PORT"
+  require_free_port "$RGW_HTTPS_PORT"
+  require_free_port "$RGW_HTTP_PORT"
   rm -rf "$DIR"
   mkdir -p "${DIR}"/{mon,osd,rgw,run,log}
   head -c 32 /dev/urandom | base64 >"${DIR}/kms.key"
@@ -221,7 +233,9 @@ start() {
     log "already running"
   elif [ -f "$CONF" ] && pid_alive "${DIR}/run/mon.a.pid" && pid_alive "${DIR}/run/osd.0.pid"; then
     log "restarting the gateway"
-    if pid_alive "${DIR}/run/client.rgw.a.pid"; then kill "$(cat "${DIR}/run/client.rgw.a.pid")"; sleep 1; fi
+    stop_daemons client.rgw.a
+    require_free_port "$RGW_HTTPS_PORT"
+    require_free_port "$RGW_HTTP_PORT"
     start_rgw
     create_users
   else
@@ -233,7 +247,7 @@ start() {
 case "${1:-start}" in
   start) start ;;
   stop)
-    stop_daemons
+    stop_daemons "${ALL_DAEMONS[@]}"
     log "stopped"
     ;;
   env) print_env ;;
