@@ -340,7 +340,32 @@ async fn each_principal_is_confined_to_its_own_prefix() {
                 .send()
                 .await;
             assert_eq!(status_of(list), 403, "LIST {prefix:?}");
+            let versions = client
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(prefix)
+                .send()
+                .await;
+            assert_eq!(status_of(versions), 403, "LIST versions {prefix:?}");
         }
+        let uploads = client.list_multipart_uploads().bucket(bucket).send().await;
+        assert_eq!(status_of(uploads), 403, "LIST multipart uploads");
+        // Copying the other tenant's object into its own prefix needs GET on the source.
+        let copy = client
+            .copy_object()
+            .bucket(bucket)
+            .copy_source(format!("{bucket}/{other_key}"))
+            .key(format!("{own_prefix}users/stolen"))
+            .send()
+            .await;
+        assert_eq!(status_of(copy), 403, "COPY from the other prefix");
+        let acl = client
+            .get_object_acl()
+            .bucket(bucket)
+            .key(other_key.as_str())
+            .send()
+            .await;
+        assert_eq!(status_of(acl), 403, "GET ACL");
         // Nor can it change the bucket's settings.
         let policy = client
             .put_bucket_policy()
@@ -768,6 +793,11 @@ async fn a_shared_policy_stops_at_the_size_limit() {
     let tenant = principal("TENANT_A");
     let mut accepted = 0;
     let error = loop {
+        // Each foundry has its own principal (they need not exist for the policy to be stored).
+        let tenant = Principal {
+            arn: format!("{}-{accepted:03}", tenant.arn),
+            ..principal("TENANT_A")
+        };
         let storage = foundry(
             &format!("studio-{accepted:03}"),
             &bucket,
@@ -788,7 +818,11 @@ async fn a_shared_policy_stops_at_the_size_limit() {
     assert_eq!(error.reason(), "PolicyTooLarge", "{error}");
     eprintln!("foundries sharing one bucket before the 20 KB policy limit: {accepted}");
     // The foundries already in the bucket are unaffected.
-    let first = foundry("studio-000", &bucket, "studio-000/", &tenant);
+    let first_tenant = Principal {
+        arn: format!("{}-000", tenant.arn),
+        ..principal("TENANT_A")
+    };
+    let first = foundry("studio-000", &bucket, "studio-000/", &first_tenant);
     assert!(admin.ensure(&first).await.unwrap().changes.is_empty());
 }
 
@@ -845,4 +879,63 @@ async fn temp_uploads_carry_the_lifecycle_tag() {
         .await
         .unwrap_err();
     assert_eq!(escape.reason(), "InvalidKey");
+}
+
+#[tokio::test]
+async fn a_grant_elsewhere_does_not_widen_the_confinement() {
+    let Some(rgw) = rgw() else { return };
+    let (admin, a, _b) = shared_bucket(&rgw).await;
+    let tenant_a = principal("TENANT_A");
+    // The bucket owner (or an IAM policy, on AWS) grants tenant A more than its prefix.
+    let mut policy = admin.bucket_policy(&a.bucket).await.unwrap().unwrap();
+    policy["Statement"].as_array_mut().unwrap().push(json!({
+        "Sid": "OwnerGrant",
+        "Effect": "Allow",
+        "Principal": {"AWS": [tenant_a.arn]},
+        "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+        "Resource": [format!("arn:aws:s3:::{}", a.bucket), format!("arn:aws:s3:::{}/*", a.bucket)]
+    }));
+    admin
+        .client()
+        .delete_public_access_block()
+        .bucket(&a.bucket)
+        .send()
+        .await
+        .unwrap();
+    admin
+        .client()
+        .put_bucket_policy()
+        .bucket(&a.bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let storage = rgw.storage(&tenant_a);
+    assert_eq!(
+        put(&storage, &a.bucket, "studio-b/grabbed").await,
+        Err("Some(403)".to_owned())
+    );
+    assert_eq!(
+        put(&storage, &a.bucket, "elsewhere").await,
+        Err("Some(403)".to_owned())
+    );
+    let list = storage
+        .client()
+        .list_objects_v2()
+        .bucket(&a.bucket)
+        .send()
+        .await;
+    assert_eq!(status_of(list), 403);
+    // Its own prefix still works.
+    put(&storage, &a.bucket, "studio-a/own").await.unwrap();
+    // The operator keeps the owner's statement, and ensure re-blocks public access.
+    assert_eq!(
+        admin.ensure(&a).await.unwrap().changes,
+        ["blocked public access"]
+    );
+
+    // A second foundry in the bucket may not reuse tenant A as its principal.
+    let c = foundry("studio-c", &a.bucket, "studio-c/", &tenant_a);
+    let error = admin.ensure(&c).await.unwrap_err();
+    assert_eq!(error.reason(), "InvalidConfiguration", "{error}");
 }

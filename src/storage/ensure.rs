@@ -243,6 +243,11 @@ impl S3Storage {
         changes: &mut Vec<String>,
     ) -> Result<usize, StorageError> {
         let current = self.bucket_policy(&storage.bucket).await?;
+        if policy::principal_confined_elsewhere(current.as_ref(), storage) {
+            return Err(StorageError::Config(
+                "the tenant principal is already confined to another foundry's prefix in this bucket; give each foundry its own principal".to_owned(),
+            ));
+        }
         let desired = policy::merged_policy(current.as_ref(), storage);
         let desired_text = desired.to_string();
         let empty = desired

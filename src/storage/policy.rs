@@ -96,9 +96,11 @@ pub fn foundry_statements(storage: &FoundryStorage) -> Vec<Value> {
             "Sid": format!("{id}TenantDenyListOutsidePrefix"),
             "Effect": "Deny",
             "Principal": principal,
-            "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+            "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"],
             "Resource": [bucket_arn],
-            "Condition": {"StringNotLike": {"s3:prefix": [format!("{}*", storage.prefix)]}}
+            // IfExists: a listing without `prefix` is denied too (RGW evaluates a plain
+            // StringNotLike on a missing key as false).
+            "Condition": {"StringNotLikeIfExists": {"s3:prefix": [format!("{}*", storage.prefix)]}}
         }));
     } else {
         statements.push(list);
@@ -145,6 +147,27 @@ pub fn merged_policy(current: Option<&Value>, storage: &FoundryStorage) -> Value
     }
     statements.extend(foundry_statements(storage));
     json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// Whether another foundry's statements in `current` already confine `principal` (to its own
+/// prefix). Two foundries cannot share a tenant principal in one bucket: each one's deny outside
+/// its prefix would lock the principal out of the other's.
+pub fn principal_confined_elsewhere(current: Option<&Value>, storage: &FoundryStorage) -> bool {
+    let Some(principal) = storage.tenant_principal.as_deref() else {
+        return false;
+    };
+    statements_of(current).iter().any(|statement| {
+        let sid = statement
+            .get("Sid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let names_principal = match statement.pointer("/Principal/AWS") {
+            Some(Value::String(arn)) => arn == principal,
+            Some(Value::Array(arns)) => arns.iter().any(|arn| arn == principal),
+            _ => false,
+        };
+        sid.ends_with("TenantDenyOutsidePrefix") && !sid.starts_with(&storage.id) && names_principal
+    })
 }
 
 /// Whether two policies say the same thing, ignoring the order of statements, single values
@@ -254,6 +277,23 @@ mod tests {
             statements.reverse();
         }
         assert!(equivalent(&ours, &reordered));
+    }
+
+    #[test]
+    fn a_principal_cannot_serve_two_foundries_of_one_bucket() {
+        let a = storage("vfaaaa", "studio-a/");
+        let policy = merged_policy(None, &a);
+        assert!(principal_confined_elsewhere(
+            Some(&policy),
+            &storage("vfbbbb", "studio-b/")
+        ));
+        assert!(!principal_confined_elsewhere(Some(&policy), &a));
+        let mut other_principal = storage("vfbbbb", "studio-b/");
+        other_principal.tenant_principal = Some("arn:aws:iam::123456789012:role/b".to_owned());
+        assert!(!principal_confined_elsewhere(
+            Some(&policy),
+            &other_principal
+        ));
     }
 
     #[test]
