@@ -10,6 +10,9 @@ pub enum Error {
     /// The object cannot be handled as it is (no namespace, no name).
     #[error("object is missing {0}")]
     MissingMetadata(&'static str),
+    /// The object does not match the schema this operator knows (normally prevented by the CRD).
+    #[error("cannot read the object: {0}")]
+    Unreadable(String),
     /// Status could not be serialized.
     #[error("cannot serialize status: {0}")]
     Serialize(#[source] serde_json::Error),
@@ -21,6 +24,7 @@ impl Error {
         match self {
             Self::Kube(_) => "KubernetesApiError",
             Self::MissingMetadata(_) => "MissingMetadata",
+            Self::Unreadable(_) => "InvalidObject",
             Self::Serialize(_) => "InternalError",
         }
     }
@@ -29,7 +33,7 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Kube(_) => false,
-            Self::MissingMetadata(_) | Self::Serialize(_) => true,
+            Self::MissingMetadata(_) | Self::Unreadable(_) | Self::Serialize(_) => true,
         }
     }
 }

@@ -4,14 +4,18 @@
 pub mod approved_node_list;
 mod backoff;
 pub mod error;
+pub mod events;
 mod leader;
 mod startup;
+pub mod video_foundry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kube::Client;
+use kube::core::error_boundary::DeserializeGuard;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::watch;
 
@@ -64,6 +68,40 @@ impl Context {
     }
 }
 
+/// The backoff key of a watched object, whether or not it deserialized.
+pub(crate) fn object_key<K: kube::Resource>(
+    controller: &str,
+    guard: &DeserializeGuard<K>,
+) -> String {
+    let (namespace, name) = match &guard.0 {
+        Ok(object) => (object.meta().namespace.clone(), object.meta().name.clone()),
+        Err(invalid) => (
+            invalid.metadata.namespace.clone(),
+            invalid.metadata.name.clone(),
+        ),
+    };
+    format!(
+        "{controller}/{}/{}",
+        namespace.unwrap_or_default(),
+        name.unwrap_or_default()
+    )
+}
+
+/// The shared error policy: transient errors retry with per-object exponential backoff;
+/// permanent ones wait for an edit of the object.
+pub(crate) fn retry_after_error<K: kube::Resource>(
+    controller: &str,
+    guard: &DeserializeGuard<K>,
+    error: &Error,
+    ctx: &Context,
+) -> Action {
+    tracing::warn!(controller, category = error.category(), %error, "reconcile failed");
+    if error.is_permanent() {
+        return Action::await_change();
+    }
+    Action::requeue(ctx.backoff.next_delay(&object_key(controller, guard)))
+}
+
 /// A reason the operator stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -97,7 +135,10 @@ pub async fn run_all(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let controllers = approved_node_list::run(ctx.clone(), stop_rx.clone());
+    let controllers = futures::future::join(
+        approved_node_list::run(ctx.clone(), stop_rx.clone()),
+        video_foundry::run(ctx.clone(), stop_rx.clone()),
+    );
     tokio::pin!(controllers);
 
     let lost = async {
@@ -107,7 +148,7 @@ pub async fn run_all(
         }
     };
     let outcome = tokio::select! {
-        () = &mut controllers => Ok(()),
+        _ = &mut controllers => Ok(()),
         _ = shutdown.wait_for(|stop| *stop) => Ok(()),
         error = lost => Err(RunError::Leader(error)),
     };

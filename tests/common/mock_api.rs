@@ -25,8 +25,13 @@ pub struct Received {
 }
 
 impl MockApiServer {
-    /// Waits for the next request (at most one second) and answers it with `response`.
+    /// Waits for the next request (at most one second) and answers it with `response` (200).
     pub async fn expect(&mut self, response: serde_json::Value) -> Received {
+        self.expect_status(200, response).await
+    }
+
+    /// Waits for the next request and answers it with an HTTP `code` (for a `Status` failure).
+    pub async fn expect_status(&mut self, code: u16, response: serde_json::Value) -> Received {
         let next = tokio::time::timeout(std::time::Duration::from_secs(1), self.0.next_request())
             .await
             .expect("the controller made no further API request within 1s")
@@ -42,10 +47,32 @@ impl MockApiServer {
         };
         send.send_response(
             Response::builder()
+                .status(code)
                 .body(Body::from(serde_json::to_vec(&response).unwrap()))
                 .unwrap(),
         );
         Received { method, uri, body }
+    }
+
+    /// Answers (with `{}`) every request that arrives within 200 ms of the previous one, and
+    /// returns them: for Events, whose number the test does not pin.
+    pub async fn drain(&mut self) -> Vec<Received> {
+        let mut received = Vec::new();
+        while let Ok(Some((request, send))) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), self.0.next_request()).await
+        {
+            let method = request.method().clone();
+            let uri = request.uri().to_string();
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(b"{}".to_vec()))
+                    .unwrap(),
+            );
+            received.push(Received { method, uri, body });
+        }
+        received
     }
 
     /// Asserts that no request is waiting.

@@ -13,15 +13,17 @@ use kube::api::{Patch, PatchParams};
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use tokio::sync::watch;
 
-use super::{Context, Error};
+use super::events::{PlannedEvent, publish};
+use super::{Context, Error, object_key, retry_after_error};
 use crate::crd::{ApprovedNodeList, FIELD_MANAGER};
 
 const CONTROLLER: &str = "approvednodelist";
+/// The Event action of this controller.
+const ACTION: &str = "Validate";
 
 /// Runs the controller until `stop` flips to true.
 pub async fn run(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
@@ -73,14 +75,12 @@ async fn reconcile_inner(
                 uid: invalid.metadata.uid.clone(),
                 ..Default::default()
             };
-            publish(
-                ctx,
-                &reference,
-                true,
-                status::REASON_INVALID,
-                format!("cannot read the object: {invalid}"),
-            )
-            .await;
+            let event = PlannedEvent {
+                warning: true,
+                reason: status::REASON_INVALID.to_owned(),
+                note: format!("cannot read the object: {invalid}"),
+            };
+            publish(ctx, &reference, ACTION, event).await;
             return Ok(Action::await_change());
         }
     };
@@ -116,10 +116,10 @@ async fn reconcile_inner(
         .await?;
         let reference = list.object_ref(&());
         for event in status::events_for_change(current, &desired, &report) {
-            publish(ctx, &reference, event.warning, event.reason, event.note).await;
+            publish(ctx, &reference, ACTION, event).await;
         }
     }
-    ctx.backoff.reset(&object_key(&namespace, &name));
+    ctx.backoff.reset(&object_key(CONTROLLER, guard));
     Ok(Action::await_change())
 }
 
@@ -129,56 +129,5 @@ pub fn error_policy(
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    tracing::warn!(category = error.category(), %error, "approvednodelist reconcile failed");
-    if error.is_permanent() {
-        return Action::await_change();
-    }
-    let key = match &guard.0 {
-        Ok(list) => object_key(&list.namespace().unwrap_or_default(), &list.name_any()),
-        Err(invalid) => object_key(
-            invalid.metadata.namespace.as_deref().unwrap_or_default(),
-            invalid.metadata.name.as_deref().unwrap_or_default(),
-        ),
-    };
-    Action::requeue(ctx.backoff.next_delay(&key))
-}
-
-fn object_key(namespace: &str, name: &str) -> String {
-    format!("{CONTROLLER}/{namespace}/{name}")
-}
-
-async fn publish(
-    ctx: &Context,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-    warning: bool,
-    reason: &str,
-    note: String,
-) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_owned(),
-        note: Some(truncate(note, 1000)),
-        action: "Validate".to_owned(),
-        secondary: None,
-    };
-    // An Event that cannot be written must not fail the reconcile; status carries the same text.
-    if let Err(error) = ctx.recorder.publish(&event, reference).await {
-        tracing::warn!(%error, "cannot publish event");
-    }
-}
-
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut cut = max;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
+    retry_after_error(CONTROLLER, &guard, error, &ctx)
 }

@@ -4,6 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::validate::ListReport;
+use crate::controller::events::PlannedEvent;
 use crate::crd::approved_node_list::ApprovedNodeListStatus;
 use crate::crd::conditions::{ConditionStatus, set_condition, types};
 
@@ -60,17 +61,6 @@ fn ready_message(report: &ListReport) -> String {
     }
 }
 
-/// An Event to publish with a status change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlannedEvent {
-    /// True for Warning, false for Normal.
-    pub warning: bool,
-    /// PascalCase reason.
-    pub reason: &'static str,
-    /// Human-readable note.
-    pub note: String,
-}
-
 /// Events that describe the change from `previous` to `next`; none when nothing changed, so a
 /// no-op reconcile writes nothing at all.
 pub fn events_for_change(
@@ -88,14 +78,14 @@ pub fn events_for_change(
         if !was_ready {
             events.push(PlannedEvent {
                 warning: false,
-                reason: REASON_VALID,
+                reason: REASON_VALID.to_owned(),
                 note: ready_message(report),
             });
         }
     } else {
         events.push(PlannedEvent {
             warning: true,
-            reason: REASON_INVALID,
+            reason: REASON_INVALID.to_owned(),
             note: report.problems.join("; "),
         });
     }
@@ -106,7 +96,7 @@ pub fn events_for_change(
     {
         events.push(PlannedEvent {
             warning: true,
-            reason: REASON_BLOCK_OVERRIDES,
+            reason: REASON_BLOCK_OVERRIDES.to_owned(),
             note: format!(
                 "allowed and blocked at once (blocking wins): {}",
                 report.overridden_by_block.join(", ")
@@ -177,7 +167,7 @@ mod tests {
             events,
             vec![PlannedEvent {
                 warning: false,
-                reason: REASON_VALID,
+                reason: REASON_VALID.to_owned(),
                 note: "all entries are well-formed".into()
             }]
         );

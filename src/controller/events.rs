@@ -1,0 +1,69 @@
+//! Publishing Events: one helper for every controller, so notes are bounded and a failed Event
+//! never fails a reconcile.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType};
+
+use super::Context;
+
+/// Longest Event note the operator writes (the API server rejects notes over 1 KiB).
+const MAX_NOTE_BYTES: usize = 1000;
+
+/// An Event to publish with a status change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedEvent {
+    /// True for Warning, false for Normal.
+    pub warning: bool,
+    /// PascalCase reason.
+    pub reason: String,
+    /// Human-readable note (never a secret).
+    pub note: String,
+}
+
+/// Publishes `event` about `reference`, with `action` (what the controller was doing).
+pub async fn publish(
+    ctx: &Context,
+    reference: &ObjectReference,
+    action: &str,
+    event: PlannedEvent,
+) {
+    let event = Event {
+        type_: if event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: event.reason,
+        note: Some(truncate(event.note, MAX_NOTE_BYTES)),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    // An Event that cannot be written must not fail the reconcile; status carries the same text.
+    if let Err(error) = ctx.recorder.publish(&event, reference).await {
+        tracing::warn!(%error, "cannot publish event");
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
+pub fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncation_keeps_short_notes_and_cuts_on_a_character_boundary() {
+        assert_eq!(truncate("short".into(), 10), "short");
+        assert_eq!(truncate("ééé".into(), 3), "é…");
+    }
+}

@@ -1,0 +1,145 @@
+//! The Kubernetes side of a foundry: the worker ServiceAccount and NetworkPolicies applied to its
+//! namespace (server-side apply, so re-running changes nothing and a hand edit is reverted), and
+//! the check of the sandbox RuntimeClasses that the cluster admin installs.
+
+use k8s_openapi::api::node::v1::RuntimeClass;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::status::StepOutcome;
+use crate::crd::conditions::types;
+use crate::crd::video_foundry::SandboxType;
+use crate::crd::{FIELD_MANAGER, VideoFoundry};
+use crate::resources::{self, BuildError, runtime_class};
+
+/// Reason of `NetworkIsolated=True`.
+pub const REASON_APPLIED: &str = "PoliciesApplied";
+/// Reason of `SandboxReady=True`.
+pub const REASON_SANDBOX_FOUND: &str = "RuntimeClassFound";
+/// Reason of `SandboxReady=True` when the foundry runs workers without a sandbox (developer).
+pub const REASON_SANDBOX_DISABLED: &str = "SandboxDisabled";
+
+/// Applies the worker ServiceAccount, then the default-deny and egress NetworkPolicies.
+pub async fn apply_network_isolation(client: &Client, foundry: &VideoFoundry) -> StepOutcome {
+    let condition = types::NETWORK_ISOLATED;
+    let objects = match resources::build_foundry_objects(foundry, None) {
+        Ok(objects) => objects,
+        Err(error) => return build_failure(condition, &error),
+    };
+    let namespace = foundry.namespace().unwrap_or_default();
+    if let Err(error) = apply(client, &namespace, &objects.service_account).await {
+        return api_failure(condition, &namespace, "ServiceAccount", &error);
+    }
+    for policy in &objects.network_policies {
+        if let Err(error) = apply(client, &namespace, policy).await {
+            return api_failure(condition, &namespace, "NetworkPolicy", &error);
+        }
+    }
+    let names: Vec<String> = objects
+        .network_policies
+        .iter()
+        .map(|policy| policy.name_any())
+        .collect();
+    StepOutcome::ready(
+        condition,
+        REASON_APPLIED,
+        format!(
+            "worker ingress denied and egress limited by NetworkPolicies {}",
+            names.join(", ")
+        ),
+    )
+}
+
+/// Checks that every RuntimeClass the workers use exists with a sandboxing handler.
+pub async fn check_sandbox(client: &Client, foundry: &VideoFoundry) -> StepOutcome {
+    let condition = types::SANDBOX_READY;
+    let sandbox = match runtime_class::effective_sandbox(foundry) {
+        Ok(sandbox) => sandbox,
+        Err(error) => return build_failure(condition, &error),
+    };
+    if sandbox == SandboxType::None {
+        return StepOutcome::ready(
+            condition,
+            REASON_SANDBOX_DISABLED,
+            "sandbox.type is none: workers run without a sandbox (developer mode only)",
+        );
+    }
+    let expected = match runtime_class::expected_runtime_classes(foundry) {
+        Ok(expected) => expected,
+        Err(error) => return build_failure(condition, &error),
+    };
+    let api: Api<RuntimeClass> = Api::all(client.clone());
+    let mut found = Vec::new();
+    for expectation in &expected {
+        let observed = match api.get_opt(&expectation.name).await {
+            Ok(observed) => observed,
+            Err(error) => return api_failure(condition, "", "RuntimeClass", &error),
+        };
+        if let Err(mismatch) = runtime_class::check_runtime_class(expectation, observed.as_ref()) {
+            let reason = match mismatch {
+                runtime_class::RuntimeClassMismatch::Missing { .. } => "RuntimeClassMissing",
+                runtime_class::RuntimeClassMismatch::WrongHandler { .. } => {
+                    "RuntimeClassWrongHandler"
+                }
+            };
+            return StepOutcome::failed(condition, reason, mismatch.to_string(), false);
+        }
+        found.push(expectation.name.clone());
+    }
+    StepOutcome::ready(
+        condition,
+        REASON_SANDBOX_FOUND,
+        format!("RuntimeClass {} provides the sandbox", found.join(", ")),
+    )
+}
+
+/// Server-side apply of one namespaced object, owned by the operator's field manager.
+async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await?;
+    Ok(())
+}
+
+fn build_failure(condition: &'static str, error: &BuildError) -> StepOutcome {
+    StepOutcome::failed(condition, error.category(), error.to_string(), false)
+}
+
+/// A failed API request: RBAC refusals name the fix; everything else is retried.
+fn api_failure(
+    condition: &'static str,
+    namespace: &str,
+    kind: &str,
+    error: &kube::Error,
+) -> StepOutcome {
+    match error {
+        kube::Error::Api(status) if status.is_forbidden() => StepOutcome::failed(
+            condition,
+            "Forbidden",
+            format!(
+                "the operator may not write {kind} objects in namespace {namespace:?}: {}; list the namespace in the chart's foundryNamespaces value",
+                status.message
+            ),
+            false,
+        ),
+        other => StepOutcome::failed(
+            condition,
+            "KubernetesApiError",
+            format!("{kind}: {other}"),
+            true,
+        ),
+    }
+}

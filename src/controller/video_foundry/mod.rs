@@ -1,0 +1,136 @@
+//! The VideoFoundry controller: resolves the effective security profile, applies the namespace's
+//! worker isolation, checks the sandbox, and publishes one condition per guarantee plus `Ready`.
+//! Every step is idempotent, so an interrupted reconcile converges when it runs again; a periodic
+//! re-check finds and repairs drift made behind the operator's back.
+
+pub mod cluster;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::core::error_boundary::DeserializeGuard;
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use tokio::sync::watch;
+
+use super::events::publish;
+use super::{Context, Error, object_key, retry_after_error};
+use crate::crd::{FIELD_MANAGER, VideoFoundry};
+use crate::security_profile;
+
+const CONTROLLER: &str = "videofoundry";
+/// The Event action of this controller.
+const ACTION: &str = "Provision";
+/// How often a healthy foundry is re-checked for drift (policies deleted by hand, and so on).
+pub const RECHECK_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Runs the controller until `stop` flips to true.
+pub async fn run(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    let api: Api<DeserializeGuard<VideoFoundry>> = match &ctx.config.watch_namespace {
+        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+        None => Api::all(ctx.client.clone()),
+    };
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "videofoundry reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// Provisions one foundry and writes its status when it changed.
+#[tracing::instrument(skip(guard, ctx), fields(ns, name))]
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<VideoFoundry>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = match &guard.0 {
+        Ok(foundry) => reconcile_foundry(foundry, object_key(CONTROLLER, &guard), &ctx).await,
+        // Schema validation normally prevents this; nothing can be provisioned from it.
+        Err(invalid) => Err(Error::Unreadable(invalid.to_string())),
+    };
+    ctx.metrics.observe_run(CONTROLLER, started.elapsed());
+    if let Err(error) = &result {
+        ctx.metrics.observe_failure(CONTROLLER, error.category());
+    }
+    result
+}
+
+async fn reconcile_foundry(
+    foundry: &VideoFoundry,
+    key: String,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let namespace = foundry
+        .namespace()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let name = foundry
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingMetadata("name"))?;
+    tracing::Span::current()
+        .record("ns", namespace.as_str())
+        .record("name", name.as_str());
+
+    let security = security_profile::resolve(&foundry.spec);
+    let mut steps = Vec::new();
+    if security.is_ok() {
+        // Isolation first: no later step may leave workers running unisolated.
+        steps.push(cluster::apply_network_isolation(&ctx.client, foundry).await);
+        steps.push(cluster::check_sandbox(&ctx.client, foundry).await);
+    }
+
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let current = foundry.status.as_ref();
+    let desired =
+        status::desired_status(current, foundry.meta().generation, &security, &steps, now);
+    if current != Some(&desired) {
+        let api: Api<VideoFoundry> = Api::namespaced(ctx.client.clone(), &namespace);
+        let patch = serde_json::json!({
+            "apiVersion": VideoFoundry::api_version(&()),
+            "kind": VideoFoundry::kind(&()),
+            "status": desired,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        let reference = foundry.object_ref(&());
+        for event in status::events_for_change(current, &desired) {
+            publish(ctx, &reference, ACTION, event).await;
+        }
+    }
+
+    if steps.iter().any(|step| step.transient) {
+        return Ok(Action::requeue(ctx.backoff.next_delay(&key)));
+    }
+    ctx.backoff.reset(&key);
+    if security.is_err() {
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(RECHECK_INTERVAL))
+}
+
+/// Transient errors retry with per-object exponential backoff; permanent ones wait for an edit.
+pub fn error_policy(
+    guard: Arc<DeserializeGuard<VideoFoundry>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    retry_after_error(CONTROLLER, &guard, error, &ctx)
+}

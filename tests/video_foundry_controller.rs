@@ -1,0 +1,245 @@
+//! VideoFoundry controller against a scripted API server: worker isolation applied before
+//! anything else, the sandbox RuntimeClass checked, one condition per guarantee, Events on change
+//! and no status write when nothing changed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::mock_api::{MockApiServer, mock_client};
+use kube::core::error_boundary::DeserializeGuard;
+use kube::runtime::controller::Action;
+use serde_json::json;
+use videofoundry::config::OperatorConfig;
+use videofoundry::controller::{Context, video_foundry};
+use videofoundry::crd::VideoFoundry;
+use videofoundry::metrics::Metrics;
+
+const NAMESPACE_URI: &str = "/api/v1/namespaces/render";
+const POLICIES_URI: &str = "/apis/networking.k8s.io/v1/namespaces/render/networkpolicies/";
+const RUNTIME_CLASS_URI: &str = "/apis/node.k8s.io/v1/runtimeclasses/gvisor";
+const STATUS_URI: &str = "/apis/videofoundry.dev/v1alpha1/namespaces/render/videofoundries/studio/status?&force=true&fieldManager=videofoundry-operator";
+const EVENTS_URI: &str = "/apis/events.k8s.io/v1/namespaces/render/events?";
+
+/// The production example, as the API server would return it.
+fn production_foundry(status: Option<serde_json::Value>) -> VideoFoundry {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/videofoundry-production.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut object: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    object["metadata"]["uid"] = json!("0b6e4f0e-0000-4000-8000-00000000f00d");
+    object["metadata"]["generation"] = json!(4);
+    if let Some(status) = status {
+        object["status"] = status;
+    }
+    serde_json::from_value(object).unwrap()
+}
+
+/// A well-formed VideoFoundry to answer status writes with.
+fn echo() -> serde_json::Value {
+    serde_json::to_value(production_foundry(None)).unwrap()
+}
+
+fn context() -> (Arc<Context>, MockApiServer) {
+    let (client, server) = mock_client();
+    let ctx = Context::new(
+        client,
+        Arc::new(Metrics::default()),
+        OperatorConfig::default(),
+        Some("test".into()),
+    );
+    (Arc::new(ctx), server)
+}
+
+fn spawn_reconcile(ctx: &Arc<Context>, foundry: VideoFoundry) -> tokio::task::JoinHandle<Action> {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let guard = Arc::new(DeserializeGuard(Ok(foundry)));
+        tokio::time::timeout(Duration::from_secs(5), video_foundry::reconcile(guard, ctx))
+            .await
+            .expect("reconcile waited on an API request nobody answered")
+            .unwrap()
+    })
+}
+
+fn not_found() -> (u16, serde_json::Value) {
+    (
+        404,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "runtimeclasses.node.k8s.io \"gvisor\" not found"}),
+    )
+}
+
+/// Answers the ServiceAccount and the two NetworkPolicy applies, checking their order and shape.
+async fn expect_isolation_applied(server: &mut MockApiServer) {
+    let account = server
+        .expect(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "x"}}))
+        .await;
+    assert_eq!(account.method, http::Method::PATCH);
+    assert!(
+        account
+            .uri
+            .starts_with(&format!("{NAMESPACE_URI}/serviceaccounts/")),
+        "{}",
+        account.uri
+    );
+    assert!(account.uri.contains("fieldManager=videofoundry-operator"));
+    assert_eq!(account.body["automountServiceAccountToken"], false);
+
+    let deny = server.expect(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}})).await;
+    assert!(deny.uri.starts_with(POLICIES_URI), "{}", deny.uri);
+    assert_eq!(
+        deny.body["spec"]["policyTypes"],
+        json!(["Ingress", "Egress"])
+    );
+    assert_eq!(
+        deny.body["metadata"]["ownerReferences"][0]["kind"],
+        "VideoFoundry"
+    );
+
+    let egress = server.expect(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}})).await;
+    assert!(egress.uri.starts_with(POLICIES_URI), "{}", egress.uri);
+}
+
+fn condition<'a>(status: &'a serde_json::Value, type_: &str) -> &'a serde_json::Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+#[tokio::test]
+async fn a_missing_runtime_class_leaves_the_foundry_not_ready_with_a_warning() {
+    let (ctx, mut server) = context();
+    let task = spawn_reconcile(&ctx, production_foundry(None));
+
+    expect_isolation_applied(&mut server).await;
+    let (code, body) = not_found();
+    let lookup = server.expect_status(code, body).await;
+    assert_eq!(lookup.method, http::Method::GET);
+    assert_eq!(lookup.uri, RUNTIME_CLASS_URI);
+
+    let patch = server.expect(echo()).await;
+    assert_eq!(patch.uri, STATUS_URI);
+    let status = &patch.body["status"];
+    assert_eq!(status["observedGeneration"], 4);
+    assert_eq!(condition(status, "NetworkIsolated")["status"], "True");
+    let sandbox = condition(status, "SandboxReady");
+    assert_eq!(sandbox["status"], "False");
+    assert_eq!(sandbox["reason"], "RuntimeClassMissing");
+    assert!(sandbox["message"].as_str().unwrap().contains("runsc"));
+    let ready = condition(status, "Ready");
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("RuntimeClassMissing"))
+    );
+    assert_eq!(condition(status, "SecurityRelaxed")["status"], "False");
+    assert_eq!(status["effectiveSecurity"]["egress"], "blocked");
+
+    // One Event per condition that appeared: the sandbox warning among them.
+    let mut warnings = Vec::new();
+    for _ in 0..3 {
+        let event = server.expect(json!({})).await;
+        assert_eq!(event.uri, EVENTS_URI);
+        if event.body["type"] == "Warning" {
+            warnings.push(event.body["reason"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(warnings, ["RuntimeClassMissing"]);
+    assert_eq!(
+        task.await.unwrap(),
+        Action::requeue(video_foundry::RECHECK_INTERVAL)
+    );
+    server.assert_idle();
+}
+
+#[tokio::test]
+async fn an_unchanged_provisioned_foundry_reapplies_isolation_but_writes_no_status() {
+    // First pass, with the RuntimeClass present, to learn the status the controller writes.
+    let (ctx, mut server) = context();
+    let task = spawn_reconcile(&ctx, production_foundry(None));
+    expect_isolation_applied(&mut server).await;
+    server.expect(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor"}, "handler": "runsc"})).await;
+    let gpu = server.expect(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor-nvproxy"}, "handler": "runsc"})).await;
+    assert_eq!(
+        gpu.uri,
+        "/apis/node.k8s.io/v1/runtimeclasses/gvisor-nvproxy"
+    );
+    let patch = server.expect(echo()).await;
+    let written = patch.body["status"].clone();
+    assert_eq!(condition(&written, "Ready")["status"], "True");
+    assert_eq!(condition(&written, "SandboxReady")["status"], "True");
+    for event in server.drain().await {
+        assert_eq!(event.uri, EVENTS_URI);
+    }
+    task.await.unwrap();
+
+    // Second pass over the object carrying that status: same applies, no status write, no Event.
+    let task = spawn_reconcile(&ctx, production_foundry(Some(written)));
+    expect_isolation_applied(&mut server).await;
+    server.expect(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor"}, "handler": "runsc"})).await;
+    server.expect(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor-nvproxy"}, "handler": "runsc"})).await;
+    assert_eq!(
+        task.await.unwrap(),
+        Action::requeue(video_foundry::RECHECK_INTERVAL)
+    );
+    server.assert_idle();
+}
+
+#[tokio::test]
+async fn a_spec_the_mode_forbids_is_reported_and_nothing_is_applied() {
+    let (ctx, mut server) = context();
+    let mut foundry = production_foundry(None);
+    foundry.spec.vault = None; // production without Vault
+    let task = spawn_reconcile(&ctx, foundry);
+
+    let patch = server.expect(echo()).await;
+    assert_eq!(
+        patch.uri, STATUS_URI,
+        "no object may be applied before the spec is valid"
+    );
+    let ready = condition(&patch.body["status"], "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    assert!(ready["message"].as_str().unwrap().contains("spec.vault"));
+    let event = server.expect(json!({})).await;
+    assert_eq!(event.body["type"], "Warning");
+    assert_eq!(task.await.unwrap(), Action::await_change());
+    server.assert_idle();
+}
+
+#[tokio::test]
+async fn a_forbidden_namespace_names_the_fix_and_is_not_retried_in_a_loop() {
+    let (ctx, mut server) = context();
+    let task = spawn_reconcile(&ctx, production_foundry(None));
+    server
+        .expect_status(403, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "serviceaccounts is forbidden"}))
+        .await;
+    let (code, body) = not_found();
+    server.expect_status(code, body).await; // the sandbox check still runs and reports
+    let patch = server.expect(echo()).await;
+    let isolated = condition(&patch.body["status"], "NetworkIsolated");
+    assert_eq!(isolated["status"], "False");
+    assert_eq!(isolated["reason"], "Forbidden");
+    assert!(
+        isolated["message"]
+            .as_str()
+            .unwrap()
+            .contains("foundryNamespaces")
+    );
+    let events = server.drain().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.body["type"] == "Warning" && e.body["reason"] == "Forbidden")
+    );
+    assert_eq!(
+        task.await.unwrap(),
+        Action::requeue(video_foundry::RECHECK_INTERVAL)
+    );
+}
