@@ -92,6 +92,22 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether retrying may help without an edit (the endpoint was unreachable or answered with
+    /// a server error).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Provider { code, .. } => {
+                code.starts_with("HTTP 5")
+                    || matches!(
+                        code.as_str(),
+                        "SlowDown" | "InternalError" | "ServiceUnavailable"
+                    )
+            }
+            _ => false,
+        }
+    }
+
     /// The `StorageReady` condition reason.
     pub fn reason(&self) -> &'static str {
         match self {

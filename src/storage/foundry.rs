@@ -148,5 +148,21 @@ mod tests {
             ..report
         };
         assert_eq!(hardened.condition(&storage).reason, "Hardened");
+        let outcome = crate::storage::storage_outcome(&Ok(hardened), &storage);
+        assert!(outcome.ready && outcome.condition == "StorageReady");
+        let unreachable = crate::storage::StorageError::Unreachable {
+            operation: "HeadBucket",
+            detail: "connection refused".to_owned(),
+        };
+        let outcome = crate::storage::storage_outcome(&Err(unreachable), &storage);
+        assert!(!outcome.ready && outcome.transient);
+        assert_eq!(outcome.reason, "EndpointUnreachable");
+        let too_large = crate::storage::StorageError::PolicyTooLarge {
+            bytes: 21_000,
+            limit: 20_480,
+        };
+        let outcome = crate::storage::storage_outcome(&Err(too_large), &storage);
+        assert!(!outcome.ready && !outcome.transient);
+        assert_eq!(outcome.reason, "PolicyTooLarge");
     }
 }

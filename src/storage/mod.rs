@@ -24,6 +24,8 @@ pub use foundry::{DefaultEncryption, FoundryStorage};
 pub use keys::{Area, KeyError, ObjectKey, TenantScope};
 pub use presign::{ObjectEncryption, PresignedRequest, WorkerAccess};
 
+use crate::controller::video_foundry::status::StepOutcome;
+use crate::crd::conditions::types::STORAGE_READY;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
@@ -60,5 +62,28 @@ impl S3Storage {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         error::classify(operation, err, &[&self.access_key_id])
+    }
+}
+
+/// The `StorageReady` outcome of one ensure, for the VideoFoundry controller.
+pub fn storage_outcome(
+    result: &Result<EnsureReport, StorageError>,
+    storage: &FoundryStorage,
+) -> StepOutcome {
+    match result {
+        Ok(report) => {
+            let condition = report.condition(storage);
+            if condition.ready {
+                StepOutcome::ready(STORAGE_READY, condition.reason, condition.message)
+            } else {
+                StepOutcome::failed(STORAGE_READY, condition.reason, condition.message, false)
+            }
+        }
+        Err(error) => StepOutcome::failed(
+            STORAGE_READY,
+            error.reason(),
+            error.to_string(),
+            error.is_transient(),
+        ),
     }
 }
