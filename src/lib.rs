@@ -11,6 +11,7 @@ pub mod postgres;
 pub mod resources;
 pub mod secrets;
 pub mod security_profile;
+pub mod storage;
 pub mod telemetry;
 
 /// Selects rustls' ring provider for the whole process. Several TLS stacks are linked (kube,
