@@ -2,24 +2,13 @@
 //! from the operating system, which rand documents as suitable for keys and passwords.
 
 use rand::Rng;
-use rand::distr::Alphanumeric;
 use secrecy::SecretString;
 
-/// Length of generated passwords: 40 alphanumeric characters, about 238 bits.
-pub const PASSWORD_LENGTH: usize = 40;
 /// Bytes of entropy in a generated JWT secret (512 bits, the HS512 block size).
 pub const JWT_SECRET_BYTES: usize = 64;
 
-/// A database password: alphanumeric only, so it needs no quoting in a connection URL or in
-/// `ALTER ROLE ... PASSWORD '...'`.
-pub fn generate_password() -> SecretString {
-    let password: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(PASSWORD_LENGTH)
-        .map(char::from)
-        .collect();
-    SecretString::from(password)
-}
+/// Database passwords come from the Postgres layer, which also turns them into SCRAM verifiers.
+pub use crate::postgres::generate_password;
 
 /// A JWT signing secret: 64 random bytes, hex-encoded.
 pub fn generate_jwt_secret() -> SecretString {
@@ -41,7 +30,7 @@ mod tests {
             .collect();
         assert_eq!(passwords.len(), 1000);
         for password in &passwords {
-            assert_eq!(password.len(), PASSWORD_LENGTH);
+            assert_eq!(password.len(), 40);
             assert!(password.bytes().all(|b| b.is_ascii_alphanumeric()));
         }
     }
