@@ -21,7 +21,7 @@ const NAMESPACE_URI: &str = "/api/v1/namespaces/render";
 const POLICIES_URI: &str = "/apis/networking.k8s.io/v1/namespaces/render/networkpolicies/";
 const RUNTIME_CLASS_URI: &str = "/apis/node.k8s.io/v1/runtimeclasses/gvisor";
 const STATUS_URI: &str = "/apis/videofoundry.dev/v1alpha1/namespaces/render/videofoundries/studio/status?&force=true&fieldManager=videofoundry-operator";
-const EVENTS_URI: &str = "/apis/events.k8s.io/v1/namespaces/render/events?";
+const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/render/events";
 
 /// The production example, as the API server would return it.
 fn production_foundry(status: Option<serde_json::Value>) -> VideoFoundry {
@@ -104,6 +104,18 @@ async fn expect_isolation_applied(server: &mut MockApiServer) {
     assert!(egress.uri.starts_with(POLICIES_URI), "{}", egress.uri);
 }
 
+/// Answers the reads of the foundry's credential Secrets (database URL, Vault CA, S3 keys) with
+/// 404: the backend steps report `CredentialsMissing` and are retried with backoff.
+async fn expect_credentials_missing(server: &mut MockApiServer) {
+    for secret in ["pg-admin", "vault-ca", "s3-admin"] {
+        let read = server
+            .expect_status(404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}))
+            .await;
+        assert_eq!(read.method, http::Method::GET);
+        assert_eq!(read.uri, format!("{NAMESPACE_URI}/secrets/{secret}"));
+    }
+}
+
 fn condition<'a>(status: &'a serde_json::Value, type_: &str) -> &'a serde_json::Value {
     status["conditions"]
         .as_array()
@@ -123,6 +135,7 @@ async fn a_missing_runtime_class_leaves_the_foundry_not_ready_with_a_warning() {
     let lookup = server.expect_status(code, body).await;
     assert_eq!(lookup.method, http::Method::GET);
     assert_eq!(lookup.uri, RUNTIME_CLASS_URI);
+    expect_credentials_missing(&mut server).await;
 
     let patch = server.expect(echo()).await;
     assert_eq!(patch.uri, STATUS_URI);
@@ -141,26 +154,54 @@ async fn a_missing_runtime_class_leaves_the_foundry_not_ready_with_a_warning() {
     assert_eq!(condition(status, "SecurityRelaxed")["status"], "False");
     assert_eq!(status["effectiveSecurity"]["egress"], "blocked");
 
-    // One Event per condition that appeared: the sandbox warning among them.
-    let mut warnings = Vec::new();
-    for _ in 0..3 {
-        let event = server.expect(json!({})).await;
-        assert_eq!(event.uri, EVENTS_URI);
-        if event.body["type"] == "Warning" {
-            warnings.push(event.body["reason"].as_str().unwrap().to_owned());
-        }
-    }
-    assert_eq!(warnings, ["RuntimeClassMissing"]);
-    assert_eq!(
-        task.await.unwrap(),
-        Action::requeue(video_foundry::RECHECK_INTERVAL)
+    let secrets = condition(status, "SecretsReady");
+    assert_eq!(secrets["reason"], "CredentialsMissing");
+    assert!(
+        secrets["message"]
+            .as_str()
+            .unwrap()
+            .contains("render/vault-ca")
     );
+    assert_eq!(
+        condition(status, "DatabaseReady")["reason"],
+        "SecretsNotReady"
+    );
+    let storage = condition(status, "StorageReady");
+    assert_eq!(storage["reason"], "CredentialsMissing");
+    assert!(
+        storage["message"]
+            .as_str()
+            .unwrap()
+            .contains("render/s3-admin")
+    );
+
+    // Warnings for every guarantee that does not hold (a repeated reason joins its series).
+    let warnings: std::collections::BTreeSet<String> = server
+        .drain()
+        .await
+        .into_iter()
+        .inspect(|event| assert!(event.uri.starts_with(EVENTS_PATH), "{}", event.uri))
+        .filter(|event| event.body["type"] == "Warning")
+        .map(|event| event.body["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "CredentialsMissing",
+            "RuntimeClassMissing",
+            "SecretsNotReady"
+        ]
+        .map(String::from)
+        .into()
+    );
+    // Missing credentials may appear any moment (GitOps applies in parallel): retried soon.
+    assert_eq!(task.await.unwrap(), Action::requeue(Duration::from_secs(5)));
     server.assert_idle();
 }
 
 #[tokio::test]
-async fn an_unchanged_provisioned_foundry_reapplies_isolation_but_writes_no_status() {
-    // First pass, with the RuntimeClass present, to learn the status the controller writes.
+async fn an_unchanged_foundry_reapplies_isolation_but_writes_no_status() {
+    // First pass, with the RuntimeClasses present, to learn the status the controller writes.
     let (ctx, mut server) = context();
     let task = spawn_reconcile(&ctx, production_foundry(None));
     expect_isolation_applied(&mut server).await;
@@ -170,12 +211,13 @@ async fn an_unchanged_provisioned_foundry_reapplies_isolation_but_writes_no_stat
         gpu.uri,
         "/apis/node.k8s.io/v1/runtimeclasses/gvisor-nvproxy"
     );
+    expect_credentials_missing(&mut server).await;
     let patch = server.expect(echo()).await;
     let written = patch.body["status"].clone();
-    assert_eq!(condition(&written, "Ready")["status"], "True");
+    assert_eq!(condition(&written, "Ready")["status"], "False");
     assert_eq!(condition(&written, "SandboxReady")["status"], "True");
     for event in server.drain().await {
-        assert_eq!(event.uri, EVENTS_URI);
+        assert!(event.uri.starts_with(EVENTS_PATH), "{}", event.uri);
     }
     task.await.unwrap();
 
@@ -184,9 +226,11 @@ async fn an_unchanged_provisioned_foundry_reapplies_isolation_but_writes_no_stat
     expect_isolation_applied(&mut server).await;
     server.expect(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor"}, "handler": "runsc"})).await;
     server.expect(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor-nvproxy"}, "handler": "runsc"})).await;
+    expect_credentials_missing(&mut server).await;
+    // Still waiting for credentials: the backoff grows instead of hammering the API.
     assert_eq!(
         task.await.unwrap(),
-        Action::requeue(video_foundry::RECHECK_INTERVAL)
+        Action::requeue(Duration::from_secs(10))
     );
     server.assert_idle();
 }
@@ -214,7 +258,7 @@ async fn a_spec_the_mode_forbids_is_reported_and_nothing_is_applied() {
 }
 
 #[tokio::test]
-async fn a_forbidden_namespace_names_the_fix_and_is_not_retried_in_a_loop() {
+async fn a_forbidden_namespace_names_the_helm_value_to_fix() {
     let (ctx, mut server) = context();
     let task = spawn_reconcile(&ctx, production_foundry(None));
     server
@@ -222,6 +266,7 @@ async fn a_forbidden_namespace_names_the_fix_and_is_not_retried_in_a_loop() {
         .await;
     let (code, body) = not_found();
     server.expect_status(code, body).await; // the sandbox check still runs and reports
+    expect_credentials_missing(&mut server).await;
     let patch = server.expect(echo()).await;
     let isolated = condition(&patch.body["status"], "NetworkIsolated");
     assert_eq!(isolated["status"], "False");
@@ -238,8 +283,5 @@ async fn a_forbidden_namespace_names_the_fix_and_is_not_retried_in_a_loop() {
             .iter()
             .any(|e| e.body["type"] == "Warning" && e.body["reason"] == "Forbidden")
     );
-    assert_eq!(
-        task.await.unwrap(),
-        Action::requeue(video_foundry::RECHECK_INTERVAL)
-    );
+    assert_eq!(task.await.unwrap(), Action::requeue(Duration::from_secs(5)));
 }

@@ -41,10 +41,9 @@ pub async fn run_migrations(
         .execute(&mut *conn)
         .await
         .map_err(|e| Error::from_sqlx("switching to the owner role", e))?;
-    let outcome = match target {
-        Some(version) => migrator.run_to(version, &mut *conn).await,
-        None => migrator.run(&mut *conn).await,
-    };
+    // `run_direct` rather than `run`: `run`'s `Acquire<'a>` bound makes every caller's future
+    // fail the `Send` check that the controller runtime needs (sqlx documents this workaround).
+    let outcome = migrator.run_direct(target, &mut *conn, false).await;
     let restored = sqlx::raw_sql("RESET ROLE; RESET search_path")
         .execute(&mut *conn)
         .await;

@@ -7,6 +7,7 @@
 //! migrations inside the foundry's schema, `password` handles the application role's password.
 
 mod catalog;
+mod connect;
 mod error;
 mod migrations;
 mod model;
@@ -16,6 +17,7 @@ mod provision;
 mod sql;
 pub mod tenant;
 
+pub use connect::{connect_admin, parse_url, probe};
 pub use error::Error;
 pub use migrations::{MIGRATOR, run_migrations};
 pub use model::{SHARED_TABLES, TENANT_TABLES};

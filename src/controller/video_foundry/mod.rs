@@ -3,7 +3,9 @@
 //! Every step is idempotent, so an interrupted reconcile converges when it runs again; a periodic
 //! re-check finds and repairs drift made behind the operator's back.
 
+pub mod backends;
 pub mod cluster;
+pub mod credentials;
 pub mod status;
 
 use std::sync::Arc;
@@ -91,12 +93,27 @@ async fn reconcile_foundry(
         steps.push(cluster::apply_network_isolation(&ctx.client, foundry).await);
         steps.push(cluster::check_sandbox(&ctx.client, foundry).await);
     }
+    let mut rotation = None;
+    if security.is_ok() {
+        let reader = credentials::SecretReader::new(&ctx.client, &namespace);
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let backends =
+            backends::secrets_and_database_steps(&ctx.client, &reader, foundry, now).await;
+        steps.push(backends.secrets);
+        steps.push(backends.database);
+        steps.push(backends::storage_step(&reader, foundry).await);
+        rotation = Some((backends.last_rotation, backends.next_rotation));
+    }
 
     let now =
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     let current = foundry.status.as_ref();
-    let desired =
+    let mut desired =
         status::desired_status(current, foundry.meta().generation, &security, &steps, now);
+    if let Some((last, next)) = rotation {
+        desired.last_rotation = last;
+        desired.next_rotation = next;
+    }
     if current != Some(&desired) {
         let api: Api<VideoFoundry> = Api::namespaced(ctx.client.clone(), &namespace);
         let patch = serde_json::json!({

@@ -1,0 +1,449 @@
+//! The foundry's external backends, in the order they depend on each other: secrets (Vault, or
+//! a Kubernetes Secret in developer mode) hold the application password; the database is
+//! provisioned with it (and rotated by it); the bucket is hardened. Each step reports its own
+//! condition; a failure never hides what the other steps found.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::{Api, Client, ResourceExt};
+use secrecy::{ExposeSecret as _, SecretString};
+use sqlx::PgPool;
+
+use super::credentials::{CredentialError, SecretReader};
+use super::status::StepOutcome;
+use crate::crd::VideoFoundry;
+use crate::crd::conditions::types::{DATABASE_READY, SECRETS_READY, STORAGE_READY};
+use crate::postgres::{self, FoundryDatabase, ProvisionReport};
+use crate::secrets::database::{CredentialTtl, DatabaseConnection, ensure_database_engine};
+use crate::secrets::database_rotation::{
+    PASSWORD, ensure_database_password, password_candidates, reconcile_database_password,
+};
+use crate::secrets::kv::SecretFields;
+use crate::secrets::plan::{LoginPlan, SecretsPlan, plan, secrets_step};
+use crate::secrets::rotation::{ROTATE_ANNOTATION, RotationPolicy, reconcile_jwt_secret};
+use crate::secrets::vault::{SERVICE_ACCOUNT_TOKEN_PATH, read_service_account_token};
+use crate::secrets::{SecretKey, SecretsError, VaultLogin, VaultSession, access};
+use crate::storage::{FoundryStorage, S3Connection, S3Storage, storage_outcome};
+
+/// Key of the access key id in the storage credentials Secret.
+pub const ACCESS_KEY_ID_KEY: &str = "accessKeyId";
+/// Key of the secret access key in the storage credentials Secret.
+pub const SECRET_ACCESS_KEY_KEY: &str = "secretAccessKey";
+/// Optional key of a PEM CA bundle for a private S3 endpoint, in the same Secret.
+pub const STORAGE_CA_KEY: &str = "ca.crt";
+/// How long a backend may take to answer before it counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The outcome of the secrets and database steps, and the rotation times for the status.
+pub struct SecretsAndDatabase {
+    /// `SecretsReady`.
+    pub secrets: StepOutcome,
+    /// `DatabaseReady`.
+    pub database: StepOutcome,
+    /// When generated secrets were last rotated (Vault only).
+    pub last_rotation: Option<Time>,
+    /// When the next rotation is due (Vault only).
+    pub next_rotation: Option<Time>,
+}
+
+/// Hardens the foundry's bucket (or its prefix of a shared bucket).
+pub async fn storage_step(reader: &SecretReader, foundry: &VideoFoundry) -> StepOutcome {
+    let namespace = foundry.namespace().unwrap_or_default();
+    let storage = match FoundryStorage::from_spec(&namespace, &foundry.name_any(), &foundry.spec) {
+        Ok(storage) => storage,
+        Err(error) => {
+            return StepOutcome::failed(STORAGE_READY, "InvalidSpec", error.to_string(), false);
+        }
+    };
+    let secret = &foundry.spec.storage.credentials_secret_ref.name;
+    let credentials = async {
+        let key_id = reader.value(secret, ACCESS_KEY_ID_KEY).await?;
+        let secret_key = reader.value(secret, SECRET_ACCESS_KEY_KEY).await?;
+        let ca = match reader.bytes(secret, STORAGE_CA_KEY).await {
+            Ok(pem) => Some(pem),
+            Err(CredentialError::KeyMissing { .. }) => None,
+            Err(other) => return Err(other),
+        };
+        Ok((key_id, secret_key, ca))
+    };
+    let (key_id, secret_key, ca) = match credentials.await {
+        Ok(found) => found,
+        Err(error) => return error.outcome(STORAGE_READY),
+    };
+    let connection = S3Connection::from_spec(
+        &foundry.spec.storage,
+        key_id.expose_secret().to_owned(),
+        secret_key,
+        ca,
+    );
+    ensure_storage(&connection, &storage).await
+}
+
+/// Ensures `storage` over `connection` and reports it as `StorageReady`.
+pub async fn ensure_storage(connection: &S3Connection, storage: &FoundryStorage) -> StepOutcome {
+    let result = match S3Storage::new(connection) {
+        Ok(s3) => s3.ensure(storage).await,
+        Err(error) => Err(error),
+    };
+    storage_outcome(&result, storage)
+}
+
+/// Secrets first (they hold the application password), then the database.
+pub async fn secrets_and_database_steps(
+    client: &Client,
+    reader: &SecretReader,
+    foundry: &VideoFoundry,
+    now: Timestamp,
+) -> SecretsAndDatabase {
+    let namespace = foundry.namespace().unwrap_or_default();
+    let name = foundry.name_any();
+    let plan = match plan(&namespace, &name, &foundry.spec) {
+        Ok(plan) => plan,
+        Err(error) => {
+            let message = error.to_string();
+            return SecretsAndDatabase {
+                secrets: StepOutcome::failed(SECRETS_READY, "InvalidSpec", &message, false),
+                database: not_attempted(&message),
+                last_rotation: None,
+                next_rotation: None,
+            };
+        }
+    };
+    let database = match FoundryDatabase::for_foundry(&namespace, &name) {
+        Ok(database) => database,
+        Err(error) => {
+            let message = error.to_string();
+            return SecretsAndDatabase {
+                secrets: secrets_step(&Ok(plan)),
+                database: StepOutcome::failed(DATABASE_READY, error.category(), message, false),
+                last_rotation: None,
+                next_rotation: None,
+            };
+        }
+    };
+    let reference = &foundry.spec.database.connection_secret_ref;
+    let admin_url = reader
+        .value(&reference.name, &reference.key)
+        .await
+        .map_err(|e| e.outcome(DATABASE_READY));
+    let admin = match &admin_url {
+        Ok(url) => connect_database(url, &foundry.spec.database.database_name).await,
+        Err(failure) => Err(failure.clone()),
+    };
+    match &plan {
+        SecretsPlan::Vault { .. } => {
+            let admin = admin.and_then(|pool| admin_url.map(|url| (pool, url)));
+            vault_steps(reader, foundry, plan, &database, admin, now).await
+        }
+        SecretsPlan::KubernetesSecret { secret_name } => {
+            let password = developer_password(client, reader, foundry, secret_name).await;
+            let (secrets, password) = match password {
+                Ok(password) => (secrets_step(&Ok(plan.clone())), password),
+                Err(failure) => {
+                    let message = failure.message.clone();
+                    return SecretsAndDatabase {
+                        secrets: failure,
+                        database: not_attempted(&message),
+                        last_rotation: None,
+                        next_rotation: None,
+                    };
+                }
+            };
+            let database = match admin {
+                Ok(admin) => {
+                    let outcome = provision_step(&admin, &database, &password).await;
+                    admin.close().await;
+                    outcome
+                }
+                Err(failure) => failure,
+            };
+            SecretsAndDatabase {
+                secrets,
+                database,
+                last_rotation: None,
+                next_rotation: None,
+            }
+        }
+    }
+}
+
+/// `DatabaseReady` when the database step could not run for want of the password.
+fn not_attempted(why: &str) -> StepOutcome {
+    StepOutcome::failed(
+        DATABASE_READY,
+        "SecretsNotReady",
+        format!("waiting for the application password: {why}"),
+        false,
+    )
+}
+
+/// Vault: log in, write the policies, keep the JWT secret and the application password (with
+/// rotation), provision the database with that password, then configure dynamic credentials.
+async fn vault_steps(
+    reader: &SecretReader,
+    foundry: &VideoFoundry,
+    plan: SecretsPlan,
+    database: &FoundryDatabase,
+    admin: Result<(PgPool, SecretString), StepOutcome>,
+    now: Timestamp,
+) -> SecretsAndDatabase {
+    let mut result = SecretsAndDatabase {
+        secrets: secrets_step(&Ok(plan.clone())),
+        database: not_attempted("Vault was not reached"),
+        last_rotation: None,
+        next_rotation: None,
+    };
+    let SecretsPlan::Vault {
+        address,
+        layout,
+        login,
+    } = &plan
+    else {
+        return result;
+    };
+    let Some(vault_spec) = &foundry.spec.vault else {
+        return result;
+    };
+    let request = foundry.annotations().get(ROTATE_ANNOTATION).cloned();
+    let policy = match RotationPolicy::from_spec(vault_spec) {
+        Ok(policy) => policy,
+        Err(error) => {
+            result.secrets =
+                StepOutcome::failed(SECRETS_READY, "InvalidSpec", error.to_string(), false);
+            result.database.message = "spec.vault.rotationPeriod does not parse".to_owned();
+            return result;
+        }
+    };
+    let session = match vault_session(reader, address, login, vault_spec).await {
+        Ok(session) => session,
+        Err(failure) => {
+            result.database.message = format!("Vault login failed: {}", failure.message);
+            result.secrets = failure;
+            return result;
+        }
+    };
+    let secrets = async {
+        access::ensure_policies(&session, layout).await?;
+        let jwt = reconcile_jwt_secret(&session, layout, &policy, request.as_deref(), now).await?;
+        let password = ensure_database_password(&session, layout, now).await?;
+        Ok::<_, SecretsError>((jwt, password))
+    };
+    let (_jwt, stored) = match secrets.await {
+        Ok(found) => found,
+        Err(error) => {
+            result.database.message = format!("Vault: {error}");
+            result.secrets = secrets_step(&Err(error));
+            return result;
+        }
+    };
+    // During an interrupted rotation the pending password is the one Postgres must end with.
+    let Some(password) = password_candidates(&stored.fields)
+        .first()
+        .map(|p| (*p).clone())
+    else {
+        result.secrets = secrets_step(&Err(SecretsError::MissingField {
+            path: SecretKey::Database.relative_path(),
+            field: PASSWORD,
+        }));
+        return result;
+    };
+    let (admin, admin_url) = match admin {
+        Ok(admin) => admin,
+        Err(failure) => {
+            result.database = failure;
+            return result;
+        }
+    };
+    result.database = provision_step(&admin, database, &password).await;
+    if result.database.ready {
+        let engine = async {
+            let connection = DatabaseConnection {
+                database: foundry.spec.database.database_name.clone(),
+                ..DatabaseConnection::from_url(&admin_url)?
+            };
+            ensure_database_engine(
+                &session,
+                layout,
+                &connection,
+                &database.roles.application,
+                &CredentialTtl::default(),
+            )
+            .await
+        };
+        if let Err(error) = engine.await {
+            result.secrets = secrets_step(&Err(error));
+        }
+        let rotated = reconcile_database_password(
+            &session,
+            &admin,
+            layout,
+            &database.roles.application,
+            &policy,
+            request.as_deref(),
+            now,
+        )
+        .await;
+        if let Err(error) = rotated {
+            result.secrets = secrets_step(&Err(error));
+        }
+    }
+    admin.close().await;
+    if let Ok(Some(latest)) = crate::secrets::kv::read_latest(
+        &session,
+        &layout.kv_mount,
+        &layout.path(&SecretKey::Jwt).unwrap_or_default(),
+    )
+    .await
+    {
+        let (last, next) = crate::secrets::rotation::status_times(&latest.fields, policy.period);
+        result.last_rotation = last;
+        result.next_rotation = next;
+    }
+    result
+}
+
+async fn vault_session(
+    reader: &SecretReader,
+    address: &str,
+    login: &LoginPlan,
+    vault_spec: &crate::crd::video_foundry::VaultSpec,
+) -> Result<VaultSession, StepOutcome> {
+    let ca = match &vault_spec.ca_secret_ref {
+        Some(reference) => Some(
+            reader
+                .bytes(&reference.name, &reference.key)
+                .await
+                .map_err(|e| e.outcome(SECRETS_READY))?,
+        ),
+        None => None,
+    };
+    let login = match login {
+        LoginPlan::Kubernetes { mount, role } => VaultLogin::Kubernetes {
+            mount: mount.clone(),
+            role: role.clone(),
+            jwt: read_service_account_token(std::path::Path::new(SERVICE_ACCOUNT_TOKEN_PATH))
+                .map_err(|e| secrets_step(&Err(e)))?,
+        },
+        LoginPlan::TokenFromSecret { secret, key } => VaultLogin::Token(
+            reader
+                .value(secret, key)
+                .await
+                .map_err(|e| e.outcome(SECRETS_READY))?,
+        ),
+    };
+    VaultSession::login(address, ca.as_deref(), &login)
+        .await
+        .map_err(|e| secrets_step(&Err(e)))
+}
+
+/// Developer mode without Vault: the password lives in the foundry's Kubernetes Secret, which
+/// the operator creates (with a generated password and JWT secret) when it does not exist.
+async fn developer_password(
+    client: &Client,
+    reader: &SecretReader,
+    foundry: &VideoFoundry,
+    secret_name: &str,
+) -> Result<SecretString, StepOutcome> {
+    let key = format!("{}.{PASSWORD}", SecretKey::Database.relative_path());
+    match reader.value(secret_name, &key).await {
+        Ok(password) => return Ok(password),
+        Err(CredentialError::SecretMissing { .. }) => {}
+        Err(other) => return Err(other.outcome(SECRETS_READY)),
+    }
+    let namespace = foundry.namespace().unwrap_or_default();
+    let password = postgres::generate_password();
+    let entries = [
+        (
+            SecretKey::Database,
+            SecretFields::new().with(PASSWORD, password.clone()),
+        ),
+        (
+            SecretKey::Jwt,
+            SecretFields::new().with(
+                crate::secrets::rotation::fields::JWT_SECRET,
+                crate::secrets::generate::generate_jwt_secret(),
+            ),
+        ),
+    ];
+    let secret = crate::secrets::developer_secret::build_developer_secret(
+        &namespace,
+        &foundry.name_any(),
+        secret_name,
+        &entries,
+    )
+    .map_err(|e| StepOutcome::failed(SECRETS_READY, "InvalidSpec", e.to_string(), false))?;
+    // Create only: a Secret that appeared meanwhile (another replica, a GitOps tool) wins.
+    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    match api.create(&kube::api::PostParams::default(), &secret).await {
+        Ok(_) => Ok(password),
+        Err(kube::Error::Api(status)) if status.is_already_exists() => reader
+            .value(secret_name, &key)
+            .await
+            .map_err(|e| e.outcome(SECRETS_READY)),
+        Err(error) => Err(StepOutcome::failed(
+            SECRETS_READY,
+            "KubernetesApiError",
+            format!("cannot create Secret {namespace}/{secret_name}: {error}"),
+            true,
+        )),
+    }
+}
+
+/// Connects with the admin URL to the foundry's database (created when missing).
+async fn connect_database(url: &SecretString, database: &str) -> Result<PgPool, StepOutcome> {
+    let options = postgres::parse_url(url).map_err(|e| database_failure(&e))?;
+    postgres::connect_admin(&options, database, CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| database_failure(&e))
+}
+
+/// Provisions roles, schema and row-level security with `password` for the application role.
+pub async fn provision_step(
+    admin: &PgPool,
+    database: &FoundryDatabase,
+    password: &SecretString,
+) -> StepOutcome {
+    match postgres::provision(admin, database, Some(password)).await {
+        Ok(report) => provisioned(&report, database),
+        Err(error) => database_failure(&error),
+    }
+}
+
+fn provisioned(report: &ProvisionReport, database: &FoundryDatabase) -> StepOutcome {
+    let repaired: Vec<String> = report
+        .repairs()
+        .map(|change| format!("{} {}", change.object, change.detail))
+        .collect();
+    if repaired.is_empty() {
+        StepOutcome::ready(
+            DATABASE_READY,
+            "Provisioned",
+            format!(
+                "schema {} with forced row-level security; roles {}, {}, {}, {}",
+                database.schema,
+                database.roles.owner,
+                database.roles.application,
+                database.roles.admin,
+                database.roles.auditor
+            ),
+        )
+    } else {
+        StepOutcome::ready(
+            DATABASE_READY,
+            "DriftRepaired",
+            format!("repaired: {}", repaired.join("; ")),
+        )
+    }
+}
+
+fn database_failure(error: &postgres::Error) -> StepOutcome {
+    StepOutcome::failed(
+        DATABASE_READY,
+        error.category(),
+        error.to_string(),
+        !error.is_permanent(),
+    )
+}
