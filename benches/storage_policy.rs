@@ -1,28 +1,21 @@
 //! How far one shared bucket policy scales: bytes per foundry and foundries that fit under
 //! AWS's 20 KB bucket policy limit, with AWS-style role ARNs and prefixes. Prints figures.
 
-use videofoundry::crd::video_foundry::ExecutionMode;
+use videofoundry::storage::FoundryStorage;
 use videofoundry::storage::foundry::foundry_id;
 use videofoundry::storage::policy::{AWS_POLICY_LIMIT_BYTES, merged_policy};
-use videofoundry::storage::{DefaultEncryption, FoundryStorage};
 
 fn foundry(index: usize, require_tls: bool) -> FoundryStorage {
+    let tenant = format!("arn:aws:iam::123456789012:role/videofoundry-platform-studio-{index:04}");
     FoundryStorage {
-        id: foundry_id("studios", &format!("studio-{index:04}")),
-        bucket: "videofoundry-renders-prod".to_owned(),
-        region: "eu-west-1".to_owned(),
-        prefix: format!("studio-{index:04}/"),
-        tenant_principal: Some(format!(
-            "arn:aws:iam::123456789012:role/videofoundry-platform-studio-{index:04}"
-        )),
         require_tls,
-        versioning: true,
-        block_public_access: true,
-        encryption: DefaultEncryption::Aes256,
-        per_object_encryption: false,
-        temp_expiration_days: 7,
-        noncurrent_version_days: 90,
-        execution_mode: ExecutionMode::Production,
+        ..FoundryStorage::hardened(
+            &foundry_id("studios", &format!("studio-{index:04}")),
+            "videofoundry-renders-prod",
+            "eu-west-1",
+            &format!("studio-{index:04}/"),
+            Some(&tenant),
+        )
     }
 }
 

@@ -261,16 +261,8 @@ pub fn resolve(spec: &VideoFoundrySpec) -> Result<EffectiveSecurity, ProfileErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::VideoFoundry;
 
-    fn example(file: &str) -> VideoFoundrySpec {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(file);
-        let foundry: VideoFoundry =
-            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        foundry.spec
-    }
+    use crate::crd::test_support::example_spec as example;
 
     #[test]
     fn production_defaults_are_the_strictest_and_relax_nothing() {

@@ -13,11 +13,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketCannedAcl, BucketVersioningStatus, ObjectCannedAcl};
 use secrecy::SecretString;
 use serde_json::json;
-use videofoundry::crd::video_foundry::ExecutionMode;
 use videofoundry::storage::presign::WorkerAccessRequest;
 use videofoundry::storage::{
-    Area, DefaultEncryption, EncryptionState, FoundryStorage, ObjectEncryption, S3Connection,
-    S3Storage, StorageError, TenantScope,
+    Area, EncryptionState, FoundryStorage, ObjectEncryption, S3Connection, S3Storage, StorageError,
+    TenantScope,
 };
 
 const USER_A: &str = "0b7e4a1c-51f2-4c0e-9d55-3f1b8f6a2c10";
@@ -96,21 +95,13 @@ fn unique_bucket(tag: &str) -> String {
 }
 
 fn foundry(name: &str, bucket: &str, prefix: &str, tenant: &Principal) -> FoundryStorage {
-    FoundryStorage {
-        id: videofoundry::storage::foundry::foundry_id("tests", name),
-        bucket: bucket.to_owned(),
-        region: "us-east-1".to_owned(),
-        prefix: prefix.to_owned(),
-        tenant_principal: Some(tenant.arn.clone()),
-        require_tls: true,
-        versioning: true,
-        block_public_access: true,
-        encryption: DefaultEncryption::Aes256,
-        per_object_encryption: false,
-        temp_expiration_days: 7,
-        noncurrent_version_days: 90,
-        execution_mode: ExecutionMode::Production,
-    }
+    FoundryStorage::hardened(
+        &videofoundry::storage::foundry::foundry_id("tests", name),
+        bucket,
+        "us-east-1",
+        prefix,
+        Some(&tenant.arn),
+    )
 }
 
 /// A shared bucket with foundry A (`studio-a/`, tenant A) and foundry B (`studio-b/`, tenant B).

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use kube::Client;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -66,6 +67,45 @@ impl Context {
             backoff,
         }
     }
+}
+
+/// Runs the controller `name` over every `K` (or those of the watched namespace) until `stop`
+/// flips to true. Objects that do not deserialize reach `reconcile` as errors (through
+/// `DeserializeGuard`) instead of stopping the watch.
+pub(crate) async fn run_controller<K, ReconcileFuture>(
+    ctx: Arc<Context>,
+    mut stop: watch::Receiver<bool>,
+    name: &'static str,
+    reconcile: impl FnMut(Arc<DeserializeGuard<K>>, Arc<Context>) -> ReconcileFuture,
+    error_policy: impl Fn(Arc<DeserializeGuard<K>>, &Error, Arc<Context>) -> Action,
+) where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    ReconcileFuture: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let api: kube::Api<DeserializeGuard<K>> = match &ctx.config.watch_namespace {
+        Some(namespace) => kube::Api::namespaced(ctx.client.clone(), namespace),
+        None => kube::Api::all(ctx.client.clone()),
+    };
+    kube::runtime::Controller::new(
+        api,
+        kube::runtime::watcher::Config::default().any_semantic(),
+    )
+    .graceful_shutdown_on(async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    })
+    .run(reconcile, error_policy, ctx)
+    .for_each(|result| async move {
+        if let Err(error) = result {
+            tracing::debug!(controller = name, %error, "reconcile loop");
+        }
+    })
+    .await;
 }
 
 /// The backoff key of a watched object, whether or not it deserialized.

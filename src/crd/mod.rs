@@ -90,3 +90,20 @@ pub const DURATION_PATTERN: &str = "^([0-9]{1,6}(h|m|s|ms))+$";
 
 /// Regex of a full 40-hex git commit SHA.
 pub const COMMIT_PATTERN: &str = "^[0-9a-f]{40}$";
+
+/// Test helpers shared by the unit tests of several modules.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::VideoFoundry;
+    use super::video_foundry::VideoFoundrySpec;
+
+    /// The spec of the VideoFoundry in `examples/<file>`.
+    pub(crate) fn example_spec(file: &str) -> VideoFoundrySpec {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(file);
+        let foundry: VideoFoundry =
+            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        foundry.spec
+    }
+}

@@ -151,16 +151,8 @@ pub fn secrets_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::VideoFoundry;
 
-    fn example(file: &str) -> VideoFoundrySpec {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(file);
-        let foundry: VideoFoundry =
-            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        foundry.spec
-    }
+    use crate::crd::test_support::example_spec as example;
 
     #[test]
     fn production_uses_vault_with_kubernetes_auth() {

@@ -59,6 +59,32 @@ pub fn foundry_id(namespace: &str, name: &str) -> String {
 }
 
 impl FoundryStorage {
+    /// Production storage with every hardening on and the default retention: the starting point
+    /// of tests, benchmarks and tools that describe a foundry without a spec.
+    pub fn hardened(
+        id: &str,
+        bucket: &str,
+        region: &str,
+        prefix: &str,
+        tenant: Option<&str>,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            bucket: bucket.to_owned(),
+            region: region.to_owned(),
+            prefix: prefix.to_owned(),
+            tenant_principal: tenant.map(str::to_owned),
+            require_tls: true,
+            versioning: true,
+            block_public_access: true,
+            encryption: DefaultEncryption::Aes256,
+            per_object_encryption: false,
+            temp_expiration_days: 7,
+            noncurrent_version_days: 90,
+            execution_mode: ExecutionMode::Production,
+        }
+    }
+
     /// The desired storage of the foundry `namespace/name`.
     pub fn from_spec(
         namespace: &str,
@@ -100,17 +126,9 @@ impl FoundryStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::VideoFoundry;
     use crate::storage::ensure::{EncryptionState, EnsureReport};
 
-    fn example(file: &str) -> VideoFoundrySpec {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(file);
-        let foundry: VideoFoundry =
-            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        foundry.spec
-    }
+    use crate::crd::test_support::example_spec as example;
 
     #[test]
     fn production_example_asks_for_every_hardening() {

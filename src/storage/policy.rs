@@ -217,25 +217,15 @@ pub fn foundries_within(limit_bytes: usize, per_foundry_bytes: usize, base_bytes
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::video_foundry::ExecutionMode;
-    use crate::storage::foundry::DefaultEncryption;
 
     fn storage(id: &str, prefix: &str) -> FoundryStorage {
-        FoundryStorage {
-            id: id.to_owned(),
-            bucket: "renders".to_owned(),
-            region: "us-east-1".to_owned(),
-            prefix: prefix.to_owned(),
-            tenant_principal: Some("arn:aws:iam::123456789012:role/platform".to_owned()),
-            require_tls: true,
-            versioning: true,
-            block_public_access: true,
-            encryption: DefaultEncryption::Aes256,
-            per_object_encryption: false,
-            temp_expiration_days: 7,
-            noncurrent_version_days: 90,
-            execution_mode: ExecutionMode::Production,
-        }
+        FoundryStorage::hardened(
+            id,
+            "renders",
+            "us-east-1",
+            prefix,
+            Some("arn:aws:iam::123456789012:role/platform"),
+        )
     }
 
     #[test]

@@ -8,17 +8,14 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::core::error_boundary::DeserializeGuard;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use tokio::sync::watch;
 
 use super::events::{PlannedEvent, publish};
-use super::{Context, Error, object_key, retry_after_error};
+use super::{Context, Error, object_key, retry_after_error, run_controller};
 use crate::crd::{ApprovedNodeList, FIELD_MANAGER};
 
 const CONTROLLER: &str = "approvednodelist";
@@ -26,22 +23,8 @@ const CONTROLLER: &str = "approvednodelist";
 const ACTION: &str = "Validate";
 
 /// Runs the controller until `stop` flips to true.
-pub async fn run(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
-    let api: Api<DeserializeGuard<ApprovedNodeList>> = match &ctx.config.watch_namespace {
-        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-        None => Api::all(ctx.client.clone()),
-    };
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .graceful_shutdown_on(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "approvednodelist reconcile loop");
-            }
-        })
-        .await;
+pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
+    run_controller::<ApprovedNodeList, _>(ctx, stop, CONTROLLER, reconcile, error_policy).await;
 }
 
 /// Validates one list and writes its status when it changed.

@@ -11,17 +11,14 @@ pub mod status;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::core::error_boundary::DeserializeGuard;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use tokio::sync::watch;
 
 use super::events::publish;
-use super::{Context, Error, object_key, retry_after_error};
+use super::{Context, Error, object_key, retry_after_error, run_controller};
 use crate::crd::{FIELD_MANAGER, VideoFoundry};
 use crate::security_profile;
 
@@ -32,22 +29,8 @@ const ACTION: &str = "Provision";
 pub const RECHECK_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Runs the controller until `stop` flips to true.
-pub async fn run(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
-    let api: Api<DeserializeGuard<VideoFoundry>> = match &ctx.config.watch_namespace {
-        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-        None => Api::all(ctx.client.clone()),
-    };
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .graceful_shutdown_on(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "videofoundry reconcile loop");
-            }
-        })
-        .await;
+pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
+    run_controller::<VideoFoundry, _>(ctx, stop, CONTROLLER, reconcile, error_policy).await;
 }
 
 /// Provisions one foundry and writes its status when it changed.
