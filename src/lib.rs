@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod resources;
 pub mod security_profile;
 pub mod telemetry;
+pub mod vetting;
 
 /// Selects rustls' ring provider for the whole process. Several TLS stacks are linked (kube,
 /// sqlx, vaultrs, the AWS SDK), which leaves rustls unable to choose one by itself; call this

@@ -1,0 +1,1 @@
+//! Imports of the legacy allowlist formats.

@@ -1,0 +1,249 @@
+//! Classification of string values: URLs, paths that escape, and model references.
+
+/// File extensions of model weights; a value ending in one is a model reference wherever it
+/// appears.
+pub const MODEL_EXTENSIONS: &[&str] = &[
+    ".safetensors",
+    ".ckpt",
+    ".pt",
+    ".pth",
+    ".bin",
+    ".gguf",
+    ".onnx",
+    ".sft",
+    ".pkl",
+    ".pickle",
+    ".h5",
+    ".engine",
+    ".tflite",
+];
+
+/// URL schemes (and scheme-like prefixes) that make a value a remote reference.
+const URL_PREFIXES: &[&str] = &[
+    "git@", "file:", "s3:", "gs:", "gcs:", "ftp:", "ftps:", "sftp:", "ssh:", "http:", "https:",
+    "hf:", "az:", "abfs:", "smb:", "nfs:", "ws:", "wss:", "data:", "jar:", "git:", "ipfs:",
+];
+
+/// Why a string value is a problem by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Concern {
+    /// A URL or remote reference.
+    Url,
+    /// An absolute path (POSIX, home-relative, Windows drive or UNC).
+    AbsolutePath,
+    /// A path that climbs out with `..`.
+    Climbs,
+    /// A NUL or other control character that truncates or hides part of a path.
+    ControlCharacter,
+}
+
+impl Concern {
+    /// The rule id of the violation.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Concern::Url => "url-input",
+            Concern::AbsolutePath => "absolute-path",
+            Concern::Climbs => "path-traversal",
+            Concern::ControlCharacter => "control-character",
+        }
+    }
+}
+
+/// What is wrong with `value` on its own, if anything. Free text (prompts) passes unless it is
+/// itself a URL or a path.
+pub fn concern(value: &str) -> Option<Concern> {
+    if value.contains('\0') {
+        return Some(Concern::ControlCharacter);
+    }
+    let trimmed = value.trim_start();
+    if is_url(trimmed) {
+        return Some(Concern::Url);
+    }
+    if is_absolute(trimmed) {
+        return Some(Concern::AbsolutePath);
+    }
+    if climbs(value) {
+        return Some(Concern::Climbs);
+    }
+    None
+}
+
+/// True when `value` starts like a URL: `scheme://`, or a known remote prefix such as `git@`,
+/// `file:` or `s3:`, in any case.
+pub fn is_url(value: &str) -> bool {
+    let lower_prefix: String = value
+        .chars()
+        .take(12)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if URL_PREFIXES
+        .iter()
+        .any(|prefix| lower_prefix.starts_with(prefix))
+    {
+        return true;
+    }
+    // Any `scheme://` (RFC 3986 scheme characters).
+    match value.find("://") {
+        Some(end) if end > 0 => {
+            let scheme = &value[..end];
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        _ => false,
+    }
+}
+
+/// True for `/x`, `\x`, `~/x`, `~user/x`, `C:\x`, `C:/x` and `C:x`.
+fn is_absolute(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    match bytes {
+        [b'/' | b'\\', ..] => true,
+        [b'~', ..] => true,
+        [drive, b':', ..] if drive.is_ascii_alphabetic() => true,
+        _ => false,
+    }
+}
+
+/// True when a `/`- or `\\`-separated segment is `..` (also with trailing spaces, which Windows
+/// strips).
+pub fn climbs(value: &str) -> bool {
+    value
+        .split(['/', '\\'])
+        .any(|segment| segment.trim_end_matches(' ') == "..")
+}
+
+/// True when `value` ends in a model-weight extension (any case).
+pub fn has_model_extension(value: &str) -> bool {
+    let lower = value.trim_end().to_ascii_lowercase();
+    MODEL_EXTENSIONS.iter().any(|ext| lower.ends_with(ext))
+}
+
+/// True for input names that ComfyUI resolves against a model folder: `ckpt_name`,
+/// `lora_name`, `vae_name`, `unet_name`, `clip_name1`, `control_net_name`, `model_name`,
+/// `lora_name_1`, `lora2_name` and the like. `sampler_name` and `scheduler` name algorithms and
+/// are not model references.
+pub fn is_model_input(name: &str) -> bool {
+    const STEMS: &[&str] = &[
+        "ckpt",
+        "checkpoint",
+        "lora",
+        "vae",
+        "unet",
+        "clip",
+        "clip_vision",
+        "control_net",
+        "controlnet",
+        "model",
+        "style_model",
+        "gligen",
+        "hypernetwork",
+        "upscale_model",
+        "audio_encoder",
+        "embedding",
+        "ipadapter",
+        "text_encoder",
+        "diffusion_model",
+    ];
+    let Some(stem) = name
+        .strip_suffix("_name")
+        .or_else(|| name.rsplit_once("_name_").map(|(stem, _)| stem))
+    else {
+        return false;
+    };
+    let stem = stem.trim_end_matches(|c: char| c.is_ascii_digit());
+    STEMS.contains(&stem)
+}
+
+/// True for values that ComfyUI loaders use to mean "no model".
+pub fn is_no_model(value: &str) -> bool {
+    matches!(value, "" | "None" | "none")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_in_any_case_and_scheme_are_found() {
+        for url in [
+            "https://civitai.com/api/download/models/1",
+            "HTTP://x",
+            " http://leading.space",
+            "git@github.com:o/r.git",
+            "file:///etc/passwd",
+            "s3://bucket/key",
+            "gs://b/k",
+            "ftp://h/f",
+            "custom+scheme://h",
+            "hf://org/model",
+        ] {
+            assert_eq!(concern(url), Some(Concern::Url), "{url}");
+        }
+        assert_eq!(concern("a photo of a cat, 4k"), None);
+        assert_eq!(concern("a cat: https is a protocol"), None);
+    }
+
+    #[test]
+    fn escaping_paths_are_found() {
+        for (value, expected) in [
+            ("/etc/passwd", Concern::AbsolutePath),
+            ("\\\\server\\share\\m.ckpt", Concern::AbsolutePath),
+            ("C:\\models\\m.ckpt", Concern::AbsolutePath),
+            ("c:/models/m.ckpt", Concern::AbsolutePath),
+            ("~/models/m.ckpt", Concern::AbsolutePath),
+            ("../../secrets", Concern::Climbs),
+            ("loras/..\\..\\x.safetensors", Concern::Climbs),
+            ("ok\0/../x", Concern::ControlCharacter),
+        ] {
+            assert_eq!(concern(value), Some(expected), "{value:?}");
+        }
+        for fine in [
+            "sd_xl_base_1.0.safetensors",
+            "SDXL/juggernaut.safetensors",
+            "ComfyUI",
+            "a cat.. and a dog",
+            "(masterpiece:1.2), \\(artist\\)",
+        ] {
+            assert_eq!(concern(fine), None, "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn model_inputs_are_named_but_samplers_are_not() {
+        for name in [
+            "ckpt_name",
+            "lora_name",
+            "vae_name",
+            "unet_name",
+            "clip_name",
+            "clip_name1",
+            "clip_name4",
+            "control_net_name",
+            "model_name",
+            "style_model_name",
+            "lora_name_1",
+            "lora2_name",
+        ] {
+            assert!(is_model_input(name), "{name}");
+        }
+        for name in [
+            "sampler_name",
+            "scheduler",
+            "filename_prefix",
+            "config_name",
+            "text",
+            "image",
+        ] {
+            assert!(!is_model_input(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn model_extensions_are_case_insensitive() {
+        assert!(has_model_extension("x.SafeTensors"));
+        assert!(has_model_extension("a/b.gguf"));
+        assert!(!has_model_extension("photo.png"));
+    }
+}
