@@ -1,7 +1,9 @@
 //! Command-line interface: one binary, one subcommand per job.
 
 mod crds;
+mod import_allowlist;
 mod run;
+pub mod vet;
 
 use std::process::ExitCode;
 
@@ -26,6 +28,11 @@ pub enum Command {
     Run(crate::config::RunArgs),
     /// Print the CustomResourceDefinitions as YAML (apply them with `kubectl apply --server-side -f -`).
     Crds(crds::CrdsArgs),
+    /// Vet a ComfyUI workflow offline against ApprovedNodeLists (exit 0 approved, 1 rejected,
+    /// 2 usage error or unreadable input).
+    Vet(vet::VetArgs),
+    /// Convert approved_nodes.json or workflow_allowlist.yaml into an ApprovedNodeList manifest.
+    ImportAllowlist(import_allowlist::ImportAllowlistArgs),
 }
 
 /// Runs the parsed command and maps its outcome to the process exit code.
@@ -33,6 +40,8 @@ pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run::execute(args).await,
         Command::Crds(args) => crds::execute(&args),
+        Command::Vet(args) => vet::execute(&args),
+        Command::ImportAllowlist(args) => import_allowlist::execute(&args),
     }
 }
 

@@ -90,7 +90,7 @@ fn vet_document(document: &Json, checker: &mut Checker<'_>) -> Option<Format> {
             ui_format::vet(document, checker);
             Some(Format::Ui)
         }
-        (false, _) if !members.is_empty() => {
+        (false, true) => {
             api_format::vet(members, checker);
             Some(Format::Api)
         }
@@ -104,7 +104,7 @@ fn vet_document(document: &Json, checker: &mut Checker<'_>) -> Option<Format> {
         (false, _) => {
             checker.workflow_violation(
                 rules::UNKNOWN_FORMAT,
-                "the workflow is empty: neither API-format nodes nor a UI-format `nodes` list"
+                "neither API-format nodes (objects with class_type) nor a UI-format `nodes` list"
                     .into(),
             );
             None

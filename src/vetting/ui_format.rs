@@ -10,9 +10,8 @@ use super::graph::{canonical_id, nodes_in_cycles};
 use super::json::{Json, Number};
 use super::report::{Format, rules};
 
-/// Ids of the virtual input and output nodes inside a subgraph.
+/// Id of the virtual input node inside a subgraph.
 const SUBGRAPH_INPUT_NODE: i64 = -10;
-const SUBGRAPH_OUTPUT_NODE: i64 = -20;
 
 /// Frontend-only node types whose widgets hold free text that never reaches the backend.
 const COMMENT_NODES: &[&str] = &["Note", "MarkdownNote"];
@@ -519,8 +518,7 @@ impl<'d> Walk<'d, '_, '_> {
                 );
             }
             let virtual_origin = in_subgraph && origin == NodeKey::Number(SUBGRAPH_INPUT_NODE);
-            let virtual_target = in_subgraph && target == NodeKey::Number(SUBGRAPH_OUTPUT_NODE);
-            if origin_at.is_none() && !virtual_origin {
+            if origin_at.is_none() && !virtual_origin && target_at.is_some() {
                 let (path, class_type) = where_(target_at);
                 self.checker.violation(
                     &path,
@@ -532,18 +530,8 @@ impl<'d> Walk<'d, '_, '_> {
                     ),
                 );
             }
-            if target_at.is_none() && !virtual_target {
-                let (path, class_type) = where_(origin_at);
-                self.checker.violation(
-                    &path,
-                    &class_type,
-                    rules::DANGLING_LINK,
-                    format!(
-                        "link {id} ends at node {}, which does not exist",
-                        describe_key(&target)
-                    ),
-                );
-            }
+            // A link whose target does not exist feeds nothing ComfyUI runs (real workflows
+            // keep such stale entries); only the edges into existing nodes matter.
             if let Some(origin_at) = origin_at
                 && infos[origin_at]
                     .outputs

@@ -95,12 +95,18 @@ pub fn is_url(value: &str) -> bool {
     }
 }
 
-/// True for `/x`, `\x`, `~/x`, `~user/x`, `C:\x`, `C:/x` and `C:x`.
+/// True for `/x`, `\x`, `~`, `~/x`, `~user/x`, `C:\x`, `C:/x` and `C:x`.
 fn is_absolute(value: &str) -> bool {
     let bytes = value.as_bytes();
     match bytes {
         [b'/' | b'\\', ..] => true,
-        [b'~', ..] => true,
+        [b'~', rest @ ..] => {
+            let user_len = rest
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+                .count();
+            matches!(rest.get(user_len), None | Some(b'/' | b'\\'))
+        }
         [drive, b':', ..] if drive.is_ascii_alphabetic() => true,
         _ => false,
     }
@@ -146,10 +152,11 @@ pub fn is_model_input(name: &str) -> bool {
         "text_encoder",
         "diffusion_model",
     ];
-    let Some(stem) = name
-        .strip_suffix("_name")
-        .or_else(|| name.rsplit_once("_name_").map(|(stem, _)| stem))
-    else {
+    // `clip_name1`, `lora_name_1` → `clip_name`, `lora_name`.
+    let without_number = name
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .trim_end_matches('_');
+    let Some(stem) = without_number.strip_suffix("_name") else {
         return false;
     };
     let stem = stem.trim_end_matches(|c: char| c.is_ascii_digit());
@@ -193,6 +200,7 @@ mod tests {
             ("C:\\models\\m.ckpt", Concern::AbsolutePath),
             ("c:/models/m.ckpt", Concern::AbsolutePath),
             ("~/models/m.ckpt", Concern::AbsolutePath),
+            ("~root/.ssh/id_rsa", Concern::AbsolutePath),
             ("../../secrets", Concern::Climbs),
             ("loras/..\\..\\x.safetensors", Concern::Climbs),
             ("ok\0/../x", Concern::ControlCharacter),
@@ -205,6 +213,8 @@ mod tests {
             "ComfyUI",
             "a cat.. and a dog",
             "(masterpiece:1.2), \\(artist\\)",
+            "~*~oil painting~*~ in the style of Frank Bowling",
+            "~ a tilde",
         ] {
             assert_eq!(concern(fine), None, "{fine:?}");
         }
