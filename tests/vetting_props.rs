@@ -21,12 +21,38 @@ blockedNodes: [SaveImage]
 "#,
     )
     .unwrap();
-    Policy::new(&[("p".into(), spec)], CoreNodes::builtin(), Mode::Strict, Egress::Blocked).unwrap()
+    Policy::new(
+        &[("p".into(), spec)],
+        CoreNodes::builtin(),
+        Mode::Strict,
+        Egress::Blocked,
+    )
+    .unwrap()
 }
 
-const ALLOWED_TYPES: &[&str] = &["KSampler", "VAEDecode", "CLIPTextEncode", "VHS_VideoCombine", "CheckpointLoaderSimple"];
-const DISALLOWED_TYPES: &[&str] = &["EvilNode", "SaveImage", "OpenAIDalle3", "ksampler", "KSampler ", "Reroute"];
-const ALLOWED_VALUES: &[&str] = &["a cat", "", "sd_xl_base_1.0.safetensors", "loras/x.safetensors", "euler", "renders/out"];
+const ALLOWED_TYPES: &[&str] = &[
+    "KSampler",
+    "VAEDecode",
+    "CLIPTextEncode",
+    "VHS_VideoCombine",
+    "CheckpointLoaderSimple",
+];
+const DISALLOWED_TYPES: &[&str] = &[
+    "EvilNode",
+    "SaveImage",
+    "OpenAIDalle3",
+    "ksampler",
+    "KSampler ",
+    "Reroute",
+];
+const ALLOWED_VALUES: &[&str] = &[
+    "a cat",
+    "",
+    "sd_xl_base_1.0.safetensors",
+    "loras/x.safetensors",
+    "euler",
+    "renders/out",
+];
 const DISALLOWED_VALUES: &[&str] = &[
     "https://evil.example/x.safetensors",
     "/etc/passwd",
@@ -41,16 +67,29 @@ const DISALLOWED_VALUES: &[&str] = &[
 
 /// A random API-format graph: `(class type index, inputs)` per node; inputs are constants or
 /// links to other nodes (possibly dangling or cyclic).
-fn api_graph(types: &'static [&'static str], values: &'static [&'static str]) -> impl Strategy<Value = Vec<(usize, Vec<(String, Value)>)>> {
+fn api_graph(
+    types: &'static [&'static str],
+    values: &'static [&'static str],
+) -> impl Strategy<Value = Vec<(usize, Vec<(String, Value)>)>> {
     let input = prop_oneof![
         (0..values.len()).prop_map(move |i| Value::String(values[i].to_owned())),
         (0u32..12, 0u32..3).prop_map(|(node, slot)| json!([node.to_string(), slot])),
         any::<i64>().prop_map(Value::from),
         any::<bool>().prop_map(Value::from),
     ];
-    let name = prop_oneof![Just("text"), Just("ckpt_name"), Just("model"), Just("image"), Just("seed"), Just("lora_name")];
+    let name = prop_oneof![
+        Just("text"),
+        Just("ckpt_name"),
+        Just("model"),
+        Just("image"),
+        Just("seed"),
+        Just("lora_name")
+    ];
     prop::collection::vec(
-        (0..types.len(), prop::collection::vec((name.prop_map(str::to_owned), input), 0..5)),
+        (
+            0..types.len(),
+            prop::collection::vec((name.prop_map(str::to_owned), input), 0..5),
+        ),
         1..12,
     )
 }
@@ -60,7 +99,10 @@ fn to_workflow(types: &[&str], graph: &[(usize, Vec<(String, Value)>)], order: &
     for &position in order {
         let (class, inputs) = &graph[position];
         let inputs: Map<String, Value> = inputs.iter().cloned().collect();
-        workflow.insert(position.to_string(), json!({"class_type": types[*class], "inputs": inputs}));
+        workflow.insert(
+            position.to_string(),
+            json!({"class_type": types[*class], "inputs": inputs}),
+        );
     }
     // serde_json's Map keeps insertion order only with preserve_order; build the text by hand
     // so that the order really changes.
@@ -70,7 +112,11 @@ fn to_workflow(types: &[&str], graph: &[(usize, Vec<(String, Value)>)], order: &
             text.push(',');
         }
         let key = position.to_string();
-        text.push_str(&format!("{}:{}", Value::String(key.clone()), workflow[&key]));
+        text.push_str(&format!(
+            "{}:{}",
+            Value::String(key.clone()),
+            workflow[&key]
+        ));
     }
     text.push('}');
     text
@@ -170,7 +216,16 @@ fn arb_json() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             prop::collection::btree_map(
-                prop_oneof![Just("class_type".to_owned()), Just("inputs".to_owned()), Just("nodes".to_owned()), Just("links".to_owned()), Just("1".to_owned()), Just("id".to_owned()), Just("type".to_owned()), "[a-z0-9]{1,4}"],
+                prop_oneof![
+                    Just("class_type".to_owned()),
+                    Just("inputs".to_owned()),
+                    Just("nodes".to_owned()),
+                    Just("links".to_owned()),
+                    Just("1".to_owned()),
+                    Just("id".to_owned()),
+                    Just("type".to_owned()),
+                    "[a-z0-9]{1,4}"
+                ],
                 inner,
                 0..6
             )
