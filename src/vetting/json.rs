@@ -5,7 +5,6 @@
 //! (nesting depth, string length, number of values), checked while parsing so that hostile input
 //! never allocates more than a bounded multiple of its size.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -242,6 +241,15 @@ impl State {
     }
 }
 
+/// Objects up to this size are checked for duplicate keys by a linear scan.
+const SMALL_OBJECT: usize = 16;
+
+fn duplicate(key: &str) -> JsonError {
+    JsonError::DuplicateKey {
+        key: key.chars().take(64).collect(),
+    }
+}
+
 struct ValueSeed<'s> {
     state: &'s mut State,
     depth: usize,
@@ -320,18 +328,26 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         self.state.count_value()?;
         let depth = self.state.enter(self.depth)?;
         let mut members: Vec<(String, Json)> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             self.state.check_string(&key)?;
-            if !seen.insert(key.clone()) {
-                let shown: String = key.chars().take(64).collect();
-                return Err(self.state.fail(JsonError::DuplicateKey { key: shown }));
+            // Small objects (almost all of them) are checked as they grow; large ones once,
+            // sorted, below. Either way no key is copied.
+            if members.len() < SMALL_OBJECT && members.iter().any(|(k, _)| *k == key) {
+                return Err(self.state.fail(duplicate(&key)));
             }
             let value = map.next_value_seed(ValueSeed {
                 state: &mut *self.state,
                 depth,
             })?;
             members.push((key, value));
+        }
+        if members.len() > SMALL_OBJECT {
+            let mut keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+            keys.sort_unstable();
+            if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+                let failure = duplicate(pair[0]);
+                return Err(self.state.fail(failure));
+            }
         }
         Ok(Json::Object(members))
     }
@@ -356,6 +372,12 @@ mod tests {
             Err(JsonError::DuplicateKey { .. })
         ));
         assert!(strict(r#"{"a":1,"A":2}"#).is_ok());
+        let many: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+        assert!(strict(&format!("{{{}}}", many.join(","))).is_ok());
+        assert!(matches!(
+            strict(&format!("{{{},\"k3\":0}}", many.join(","))),
+            Err(JsonError::DuplicateKey { .. })
+        ));
     }
 
     #[test]
