@@ -212,6 +212,18 @@ fn subgraphs_that_contain_themselves_are_rejected_without_hanging() {
 }
 
 #[test]
+fn a_subgraph_cannot_pose_as_a_node_type() {
+    let ui = json!({
+        "nodes": [{"id": 1, "type": "known-vulnerable-node"}],
+        "links": [],
+        "definitions": {"subgraphs": [{"id": "known-vulnerable-node", "nodes": [], "links": []}]}
+    });
+    let report = vet_json(&ui);
+    assert_rejected_for(&report, rules::UNEXPECTED_SHAPE);
+    assert_rejected_for(&report, rules::NODE_BLOCKED);
+}
+
+#[test]
 fn legacy_group_nodes_are_vetted() {
     let ui = json!({
         "nodes": [{"id": 1, "type": "workflow>MyGroup", "widgets_values": []}],

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::check::{Checker, Provenance, shown};
+use super::check::{Checker, Provenance, looks_like_uuid, shown};
 use super::graph::{canonical_id, nodes_in_cycles};
 use super::json::{Json, Number};
 use super::report::{Format, rules};
@@ -167,6 +167,17 @@ impl<'d> Walk<'d, '_, '_> {
                 );
                 continue;
             };
+            if !looks_like_uuid(id) {
+                // Instances are matched by type; an id like "KSampler" would let a subgraph
+                // pose as a node type.
+                self.checker.violation(
+                    id,
+                    "",
+                    rules::UNEXPECTED_SHAPE,
+                    "a subgraph definition id must be a UUID".into(),
+                );
+                continue;
+            }
             if !matches!(subgraph.get("nodes"), Some(Json::Array(_))) {
                 self.checker.violation(
                     id,
