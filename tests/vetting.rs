@@ -687,3 +687,15 @@ fn status_lists_at_most_100_violations_and_counts_all() {
     assert_eq!(status.violations[0].node_id, "0");
     assert_eq!(status.violations[99].node_id, "99");
 }
+
+#[test]
+fn the_policy_reference_names_every_list_at_its_generation() {
+    let mut list = videofoundry::crd::ApprovedNodeList::new("studio-approved", spec());
+    list.metadata.generation = Some(4);
+    let reference =
+        videofoundry::vetting::status::policy_ref("studio", Some(2), VettingMode::Strict, &[list]);
+    assert_eq!(reference.name, "studio");
+    assert_eq!(reference.generation, Some(2));
+    assert_eq!(reference.approved_node_lists[0].name, "studio-approved");
+    assert_eq!(reference.approved_node_lists[0].generation, Some(4));
+}

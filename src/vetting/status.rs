@@ -23,3 +23,25 @@ pub fn vetting_status(report: &Report, policy: VettingPolicyRef) -> VettingStatu
         workflow_sha256: report.workflow_sha256.clone(),
     }
 }
+
+/// The policy reference recorded beside a verdict: the foundry at its generation, the mode, and
+/// each merged ApprovedNodeList at the generation used.
+pub fn policy_ref(
+    foundry: &str,
+    foundry_generation: Option<i64>,
+    mode: crate::crd::video_foundry::VettingMode,
+    lists: &[crate::crd::ApprovedNodeList],
+) -> VettingPolicyRef {
+    VettingPolicyRef {
+        name: foundry.to_owned(),
+        generation: foundry_generation,
+        mode,
+        approved_node_lists: lists
+            .iter()
+            .map(|list| crate::crd::render_job::PolicyRef {
+                name: list.metadata.name.clone().unwrap_or_default(),
+                generation: list.metadata.generation,
+            })
+            .collect(),
+    }
+}
