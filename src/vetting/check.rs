@@ -172,8 +172,15 @@ impl<'p> Checker<'p> {
                     self.resources.repositories.insert(name);
                     return;
                 }
+                let newer_core;
                 let hint = if self.policy.core().is_core(class_type) {
                     "it is a ComfyUI core node, but the ApprovedNodeLists exclude core nodes (includeCoreNodes: false); list it under spec.nodes"
+                } else if provenance.cnr_id == Some(CORE_REGISTRY_ID) {
+                    newer_core = format!(
+                        "the node says it is a core node of ComfyUI {}, which is not in the core list this operator ships; regenerate config/comfyui-core-nodes.json for the worker's ComfyUI, or list the type under spec.nodes",
+                        provenance.ver.map_or_else(|| "(no version)".to_owned(), shown)
+                    );
+                    &newer_core
                 } else if looks_like_uuid(class_type) && format == Format::Ui {
                     "no subgraph definition has this id, and it is not an approved node type"
                 } else {
