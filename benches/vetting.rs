@@ -133,6 +133,19 @@ fn measure(name: &str, nodes: usize, workflow: &str, policy: &Policy) {
     );
 }
 
+/// p50 of `f` over a few runs, to show where the time of the largest graph goes.
+fn stage(name: &str, mut f: impl FnMut()) {
+    let mut samples: Vec<Duration> = (0..30)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    println!("  stage {name:<22} p50={:>10.3?}", samples[samples.len() / 2]);
+}
+
 fn main() {
     let policy = policy();
     for nodes in [10, 1_000, 10_000] {
@@ -140,5 +153,18 @@ fn main() {
     }
     let (nodes, largest) = largest_api_graph();
     measure("api largest under 1.5 MiB", nodes, &largest, &policy);
+    stage("sha256", || {
+        use sha2::Digest;
+        std::hint::black_box(sha2::Sha256::digest(largest.as_bytes()));
+    });
+    stage("strict JSON parse", || {
+        let limits = videofoundry::vetting::json::JsonLimits::default();
+        let parsed = videofoundry::vetting::json::parse(largest.as_bytes(), &limits);
+        std::hint::black_box(parsed.is_ok());
+    });
+    stage("serde_json::Value parse", || {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_slice(largest.as_bytes());
+        std::hint::black_box(parsed.is_ok());
+    });
     measure("ui 1000", 1_000, &ui_graph(1_000), &policy);
 }

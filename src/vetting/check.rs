@@ -89,7 +89,9 @@ impl<'p> Checker<'p> {
         format: Format,
         provenance: Option<Provenance<'_>>,
     ) {
-        self.resources.node_types.insert(class_type.to_owned());
+        if !self.resources.node_types.contains(class_type) {
+            self.resources.node_types.insert(class_type.to_owned());
+        }
         let provenance = provenance.unwrap_or_default();
         match self.policy.standing(class_type) {
             NodeStanding::Blocked => self.violation(
@@ -322,7 +324,7 @@ impl<'p> Checker<'p> {
         text: &str,
         model_slot: bool,
     ) {
-        let at = input.map_or_else(String::new, |name| format!(" (input {})", shown(name)));
+        let at = || input.map_or_else(String::new, |name| format!(" (input {})", shown(name)));
         if let Some(concern) = values::concern(text) {
             let approved = matches!(concern, Concern::Url | Concern::AbsolutePath)
                 .then(|| self.policy.model(text))
@@ -339,29 +341,33 @@ impl<'p> Checker<'p> {
                 Concern::Url => (
                     rules::URL_INPUT,
                     format!(
-                        "value {}{at} is a URL; workers have no internet access: put the file in the models volume or storage and refer to it by name, or approve the source under spec.models",
-                        shown(text)
+                        "value {}{} is a URL; workers have no internet access: put the file in the models volume or storage and refer to it by name, or approve the source under spec.models",
+                        shown(text),
+                        at(),
                     ),
                 ),
                 Concern::AbsolutePath => (
                     rules::ABSOLUTE_PATH,
                     format!(
-                        "value {}{at} is an absolute path; use a name relative to ComfyUI's folders",
-                        shown(text)
+                        "value {}{} is an absolute path; use a name relative to ComfyUI's folders",
+                        shown(text),
+                        at(),
                     ),
                 ),
                 Concern::Climbs => (
                     rules::PATH_TRAVERSAL,
                     format!(
-                        "value {}{at} climbs out of its folder with `..`; use a name inside ComfyUI's folders",
-                        shown(text)
+                        "value {}{} climbs out of its folder with `..`; use a name inside ComfyUI's folders",
+                        shown(text),
+                        at(),
                     ),
                 ),
                 Concern::ControlCharacter => (
                     rules::CONTROL_CHARACTER,
                     format!(
-                        "value {}{at} contains a NUL character, which can truncate a path; remove it",
-                        shown(text)
+                        "value {}{} contains a NUL character, which can truncate a path; remove it",
+                        shown(text),
+                        at(),
                     ),
                 ),
             };
@@ -379,10 +385,21 @@ impl<'p> Checker<'p> {
                 class_type,
                 rules::PATH_TRAVERSAL,
                 format!(
-                    "model reference {}{at} contains a backslash; use `/` between folders",
-                    shown(text)
+                    "model reference {}{} contains a backslash; use `/` between folders",
+                    shown(text),
+                    at(),
                 ),
             );
+            return;
+        }
+        // An approved model seen before needs no second lookup (an unapproved one is reported
+        // at every node that uses it).
+        if self
+            .resources
+            .models
+            .get(text)
+            .is_some_and(|usage| usage.approved_as.is_some())
+        {
             return;
         }
         match self.policy.model(text) {
@@ -406,8 +423,9 @@ impl<'p> Checker<'p> {
                     class_type,
                     rules::MODEL_NOT_APPROVED,
                     format!(
-                        "model {}{at} is not approved; add it under spec.models of an ApprovedNodeList (identifier or pattern)",
-                        shown(text)
+                        "model {}{} is not approved; add it under spec.models of an ApprovedNodeList (identifier or pattern)",
+                        shown(text),
+                        at(),
                     ),
                 );
             }

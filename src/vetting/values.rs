@@ -71,14 +71,9 @@ pub fn concern(value: &str) -> Option<Concern> {
 /// True when `value` starts like a URL: `scheme://`, or a known remote prefix such as `git@`,
 /// `file:` or `s3:`, in any case.
 pub fn is_url(value: &str) -> bool {
-    let lower_prefix: String = value
-        .chars()
-        .take(12)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
     if URL_PREFIXES
         .iter()
-        .any(|prefix| lower_prefix.starts_with(prefix))
+        .any(|prefix| starts_with_ignore_case(value, prefix))
     {
         return true;
     }
@@ -122,8 +117,18 @@ pub fn climbs(value: &str) -> bool {
 
 /// True when `value` ends in a model-weight extension (any case).
 pub fn has_model_extension(value: &str) -> bool {
-    let lower = value.trim_end().to_ascii_lowercase();
-    MODEL_EXTENSIONS.iter().any(|ext| lower.ends_with(ext))
+    let value = value.trim_end().as_bytes();
+    MODEL_EXTENSIONS.iter().any(|ext| {
+        value.len() >= ext.len()
+            && value[value.len() - ext.len()..].eq_ignore_ascii_case(ext.as_bytes())
+    })
+}
+
+fn starts_with_ignore_case(value: &str, prefix: &str) -> bool {
+    value
+        .as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// True for input names that ComfyUI resolves against a model folder: `ckpt_name`,
