@@ -143,7 +143,10 @@ fn stage(name: &str, mut f: impl FnMut()) {
         })
         .collect();
     samples.sort();
-    println!("  stage {name:<22} p50={:>10.3?}", samples[samples.len() / 2]);
+    println!(
+        "  stage {name:<22} p50={:>10.3?}",
+        samples[samples.len() / 2]
+    );
 }
 
 fn main() {

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 
 use super::check::{Checker, shown};
 use super::graph::{self, canonical_id};
-use super::json::Json;
+use super::json::{Json, Str};
 use super::report::{Format, rules};
 
 /// Keys a node object may hold besides `class_type` and `inputs`.
 const TOLERATED_NODE_KEYS: &[&str] = &["_meta", "is_changed"];
 
-pub fn vet(members: &[(String, Json)], checker: &mut Checker<'_>) {
+pub fn vet(members: &[(Str<'_>, Json<'_>)], checker: &mut Checker<'_>) {
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(members.len());
     let mut canonical: HashMap<String, &str> = HashMap::with_capacity(members.len());
     for (position, (id, _)) in members.iter().enumerate() {
@@ -61,7 +61,7 @@ pub fn vet(members: &[(String, Json)], checker: &mut Checker<'_>) {
         for (key, _) in fields {
             if key != "class_type"
                 && key != "inputs"
-                && !TOLERATED_NODE_KEYS.contains(&key.as_str())
+                && !TOLERATED_NODE_KEYS.contains(&key.as_ref())
             {
                 checker.violation(
                     id,
@@ -128,7 +128,7 @@ fn link_source(
     id: &str,
     class_type: &str,
     input: &str,
-    items: &[Json],
+    items: &[Json<'_>],
     index: &HashMap<&str, usize>,
     checker: &mut Checker<'_>,
 ) -> Option<usize> {
@@ -148,7 +148,7 @@ fn link_source(
                 );
                 return None;
             }
-            match index.get(source.as_str()) {
+            match index.get(source.as_ref()) {
                 Some(&source) => Some(source),
                 None => {
                     checker.violation(

@@ -5,6 +5,7 @@
 //! (nesting depth, string length, number of values), checked while parsing so that hostile input
 //! never allocates more than a bounded multiple of its size.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -33,9 +34,12 @@ impl Default for JsonLimits {
     }
 }
 
+/// A string of the document: borrowed when it has no escapes, so parsing copies little.
+pub type Str<'a> = Cow<'a, str>;
+
 /// A JSON value whose objects keep their keys in document order and hold no duplicates.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Json {
+pub enum Json<'a> {
     /// `null`
     Null,
     /// `true` or `false`
@@ -43,11 +47,11 @@ pub enum Json {
     /// A number, kept in the form it was written in.
     Number(Number),
     /// A string.
-    String(String),
+    String(Str<'a>),
     /// An array.
-    Array(Vec<Json>),
+    Array(Vec<Json<'a>>),
     /// An object, in document order, keys unique.
-    Object(Vec<(String, Json)>),
+    Object(Vec<(Str<'a>, Json<'a>)>),
 }
 
 /// A JSON number.
@@ -61,9 +65,9 @@ pub enum Number {
     Float(f64),
 }
 
-impl Json {
+impl<'a> Json<'a> {
     /// The member `key` of an object.
-    pub fn get(&self, key: &str) -> Option<&Json> {
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
         match self {
             Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
@@ -79,7 +83,7 @@ impl Json {
     }
 
     /// The members, if this is an object.
-    pub fn as_object(&self) -> Option<&[(String, Json)]> {
+    pub fn as_object(&self) -> Option<&[(Str<'a>, Json<'a>)]> {
         match self {
             Json::Object(members) => Some(members),
             _ => None,
@@ -87,7 +91,7 @@ impl Json {
     }
 
     /// The elements, if this is an array.
-    pub fn as_array(&self) -> Option<&[Json]> {
+    pub fn as_array(&self) -> Option<&[Json<'a>]> {
         match self {
             Json::Array(items) => Some(items),
             _ => None,
@@ -171,7 +175,7 @@ impl JsonError {
 }
 
 /// Parses `bytes` strictly under `limits`.
-pub fn parse(bytes: &[u8], limits: &JsonLimits) -> Result<Json, JsonError> {
+pub fn parse<'a>(bytes: &'a [u8], limits: &JsonLimits) -> Result<Json<'a>, JsonError> {
     if bytes.len() > limits.max_bytes {
         return Err(JsonError::TooLarge {
             size: bytes.len(),
@@ -256,36 +260,36 @@ struct ValueSeed<'s> {
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
-    type Value = Json;
+    type Value = Json<'de>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for ValueSeed<'_> {
-    type Value = Json;
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Json<'de>, E> {
         self.state.count_value()?;
         Ok(Json::Null)
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json<'de>, E> {
         self.state.count_value()?;
         Ok(Json::Bool(v))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json<'de>, E> {
         self.state.count_value()?;
         Ok(Json::Number(Number::Unsigned(v)))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json<'de>, E> {
         self.state.count_value()?;
         Ok(Json::Number(if v >= 0 {
             Number::Unsigned(v.unsigned_abs())
@@ -294,24 +298,30 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         }))
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json<'de>, E> {
         self.state.count_value()?;
         Ok(Json::Number(Number::Float(v)))
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
         self.state.count_value()?;
         self.state.check_string(v)?;
-        Ok(Json::String(v.to_owned()))
+        Ok(Json::String(Cow::Borrowed(v)))
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
+        self.state.count_value()?;
+        self.state.check_string(v)?;
+        Ok(Json::String(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Json<'de>, E> {
         self.state.count_value()?;
         self.state.check_string(&v)?;
-        Ok(Json::String(v))
+        Ok(Json::String(Cow::Owned(v)))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         self.state.count_value()?;
         let depth = self.state.enter(self.depth)?;
         let mut items = Vec::new();
@@ -324,11 +334,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(Json::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
         self.state.count_value()?;
         let depth = self.state.enter(self.depth)?;
-        let mut members: Vec<(String, Json)> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
+        let mut members: Vec<(Str<'de>, Json<'de>)> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             self.state.check_string(&key)?;
             // Small objects (almost all of them) are checked as they grow; large ones once,
             // sorted, below. Either way no key is copied.
@@ -342,7 +352,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             members.push((key, value));
         }
         if members.len() > SMALL_OBJECT {
-            let mut keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+            let mut keys: Vec<&str> = members.iter().map(|(k, _)| k.as_ref()).collect();
             keys.sort_unstable();
             if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
                 let failure = duplicate(pair[0]);
@@ -353,11 +363,42 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 }
 
+/// Reads an object key, borrowing it when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Str<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Str<'de>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Str<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn strict(text: &str) -> Result<Json, JsonError> {
+    fn strict(text: &str) -> Result<Json<'_>, JsonError> {
         parse(text.as_bytes(), &JsonLimits::default())
     }
 

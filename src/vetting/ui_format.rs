@@ -55,7 +55,7 @@ impl NodeKey {
         match value {
             Json::Number(Number::Unsigned(n)) => i64::try_from(*n).ok().map(NodeKey::Number),
             Json::Number(Number::Signed(n)) => Some(NodeKey::Number(*n)),
-            Json::String(s) => Some(NodeKey::Text(s.clone())),
+            Json::String(s) => Some(NodeKey::Text(s.to_string())),
             _ => None,
         }
     }
@@ -76,17 +76,17 @@ struct NodeInfo {
 struct Walk<'d, 'c, 'p> {
     checker: &'c mut Checker<'p>,
     definitions: HashMap<&'d str, usize>,
-    definition_nodes: Vec<&'d Json>,
+    definition_nodes: Vec<&'d Json<'d>>,
     scheduled: Vec<bool>,
     queue: VecDeque<(usize, String)>,
     /// `(definition, definition it instantiates)`, for subgraph cycles.
     nesting: Vec<(usize, usize)>,
     /// Legacy group nodes (`extra.groupNodes`), by name, and whether each was vetted.
-    group_nodes: Vec<(&'d str, &'d Json, bool)>,
+    group_nodes: Vec<(&'d str, &'d Json<'d>, bool)>,
     stopped: bool,
 }
 
-pub fn vet(document: &Json, checker: &mut Checker<'_>) {
+pub fn vet<'d>(document: &'d Json<'d>, checker: &mut Checker<'_>) {
     let mut walk = Walk {
         checker,
         definitions: HashMap::new(),
@@ -144,7 +144,7 @@ pub fn vet(document: &Json, checker: &mut Checker<'_>) {
 }
 
 impl<'d> Walk<'d, '_, '_> {
-    fn read_definitions(&mut self, document: &'d Json) {
+    fn read_definitions(&mut self, document: &'d Json<'d>) {
         let Some(definitions) = document.get("definitions") else {
             return;
         };
@@ -201,7 +201,7 @@ impl<'d> Walk<'d, '_, '_> {
         }
     }
 
-    fn read_group_nodes(&mut self, document: &'d Json) {
+    fn read_group_nodes(&mut self, document: &'d Json<'d>) {
         let Some(groups) = document
             .get("extra")
             .and_then(|extra| extra.get("groupNodes"))
@@ -256,7 +256,7 @@ impl<'d> Walk<'d, '_, '_> {
     }
 
     /// Vets one graph (the workflow or a subgraph definition).
-    fn graph(&mut self, graph: &'d Json, prefix: &str, definition: Option<usize>) {
+    fn graph(&mut self, graph: &'d Json<'d>, prefix: &str, definition: Option<usize>) {
         let Some(nodes) = graph.get("nodes").and_then(Json::as_array) else {
             return;
         };
@@ -355,7 +355,13 @@ impl<'d> Walk<'d, '_, '_> {
     }
 
     /// Vets one node: its type (or subgraph), provenance and widget values.
-    fn node(&mut self, node: &'d Json, path: &str, class_type: &str, definition: Option<usize>) {
+    fn node(
+        &mut self,
+        node: &'d Json<'d>,
+        path: &str,
+        class_type: &str,
+        definition: Option<usize>,
+    ) {
         let provenance = self.provenance(node, path, class_type);
         let core = self.checker.policy.core();
         if core.is_frontend_only(class_type) {
@@ -419,7 +425,7 @@ impl<'d> Walk<'d, '_, '_> {
         self.group_nodes.iter().position(|(n, _, _)| *n == name)
     }
 
-    fn provenance(&mut self, node: &'d Json, path: &str, class_type: &str) -> Provenance<'d> {
+    fn provenance(&mut self, node: &'d Json<'d>, path: &str, class_type: &str) -> Provenance<'d> {
         let mut provenance = Provenance::default();
         let Some(properties) = node.get("properties") else {
             return provenance;
@@ -442,7 +448,7 @@ impl<'d> Walk<'d, '_, '_> {
         ] {
             match properties.get(key) {
                 None | Some(Json::Null) => {}
-                Some(Json::String(value)) => *slot = Some(value.as_str()),
+                Some(Json::String(value)) => *slot = Some(value.as_ref()),
                 Some(other) => self.checker.violation(
                     path,
                     class_type,
@@ -593,15 +599,15 @@ impl<'d> Walk<'d, '_, '_> {
 }
 
 struct LinkParts<'a> {
-    id: &'a Json,
-    origin: &'a Json,
-    origin_slot: &'a Json,
-    target: &'a Json,
-    target_slot: &'a Json,
+    id: &'a Json<'a>,
+    origin: &'a Json<'a>,
+    origin_slot: &'a Json<'a>,
+    target: &'a Json<'a>,
+    target_slot: &'a Json<'a>,
 }
 
 /// The fields of a link in list form (top level) or object form (subgraphs).
-fn link_parts(link: &Json) -> Option<LinkParts<'_>> {
+fn link_parts<'a>(link: &'a Json<'a>) -> Option<LinkParts<'a>> {
     match link {
         Json::Array(items) if items.len() >= 5 => Some(LinkParts {
             id: &items[0],
