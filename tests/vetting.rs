@@ -333,6 +333,9 @@ fn models_must_be_approved_but_samplers_are_not_models() {
         let api = json!({"1": {"class_type": "CheckpointLoaderSimple", "inputs": {input: value}}});
         assert_rejected_for(&vet_json(&api), rules::MODEL_NOT_APPROVED);
     }
+    // ComfyUI unwraps {"__value__": [...]} constants: the slot is still a model slot.
+    let api = json!({"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": {"__value__": ["unapproved-model"]}}}});
+    assert_rejected_for(&vet_json(&api), rules::MODEL_NOT_APPROVED);
     let api = json!({"1": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}}});
     assert_eq!(vet_json(&api).verdict, VettingVerdict::Approved);
     let api = json!({"1": {"class_type": "LoraLoader", "inputs": {"lora_name": "None"}}});

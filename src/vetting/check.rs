@@ -301,14 +301,15 @@ impl<'p> Checker<'p> {
     ) {
         match value {
             Json::String(text) => self.check_string(node_id, class_type, input, text, model_slot),
+            // A model slot stays one inside containers: ComfyUI unwraps `{"__value__": [...]}`.
             Json::Array(items) => {
                 for item in items {
-                    self.check_value(node_id, class_type, input, item, false);
+                    self.check_value(node_id, class_type, input, item, model_slot);
                 }
             }
             Json::Object(members) => {
                 for (key, item) in members {
-                    let model_slot = values::is_model_input(key);
+                    let model_slot = model_slot || values::is_model_input(key);
                     self.check_value(node_id, class_type, Some(key), item, model_slot);
                 }
             }
