@@ -71,10 +71,16 @@ pub fn concern(value: &str) -> Option<Concern> {
 /// True when `value` starts like a URL: `scheme://`, or a known remote prefix such as `git@`,
 /// `file:` or `s3:`, in any case.
 pub fn is_url(value: &str) -> bool {
-    if URL_PREFIXES
-        .iter()
-        .any(|prefix| starts_with_ignore_case(value, prefix))
-    {
+    // `scheme:` must be followed by something other than a space, so that prose such as
+    // "data: a chart" is not a URL while `data:image/png;base64,...` is.
+    if URL_PREFIXES.iter().any(|prefix| {
+        starts_with_ignore_case(value, prefix)
+            && (!prefix.ends_with(':')
+                || value[prefix.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| !c.is_whitespace()))
+    }) {
         return true;
     }
     // Any `scheme://` (RFC 3986 scheme characters).
@@ -90,7 +96,7 @@ pub fn is_url(value: &str) -> bool {
     }
 }
 
-/// True for `/x`, `\x`, `~`, `~/x`, `~user/x`, `C:\x`, `C:/x` and `C:x`.
+/// True for `/x`, `\x`, `~`, `~/x`, `~user/x`, `C:\x`, `C:/x` and `C:`.
 fn is_absolute(value: &str) -> bool {
     let bytes = value.as_bytes();
     match bytes {
@@ -102,7 +108,10 @@ fn is_absolute(value: &str) -> bool {
                 .count();
             matches!(rest.get(user_len), None | Some(b'/' | b'\\'))
         }
-        [drive, b':', ..] if drive.is_ascii_alphabetic() => true,
+        // `C:\x`, `C:/x` or a bare `C:`; not prose such as "A: a cat".
+        [drive, b':', rest @ ..] if drive.is_ascii_alphabetic() => {
+            matches!(rest.first(), None | Some(b'/' | b'\\'))
+        }
         _ => false,
     }
 }
@@ -220,6 +229,9 @@ mod tests {
             "(masterpiece:1.2), \\(artist\\)",
             "~*~oil painting~*~ in the style of Frank Bowling",
             "~ a tilde",
+            "A: a cat on a mat",
+            "Q:what",
+            "data: a chart of sales",
         ] {
             assert_eq!(concern(fine), None, "{fine:?}");
         }
