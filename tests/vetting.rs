@@ -593,6 +593,28 @@ fn limits_reject_with_a_reason() {
 }
 
 #[test]
+fn a_flood_of_violations_is_capped_with_a_reason() {
+    let inputs: serde_json::Map<String, serde_json::Value> = (0..12_000)
+        .map(|i| (format!("i{i}"), json!("/etc/passwd")))
+        .collect();
+    let api = json!({"1": {"class_type": "LoadImage", "inputs": inputs}});
+    let report = vet_json(&api);
+    assert_eq!(report.violations.len(), 10_001);
+    assert_eq!(report.violations[0].rule, rules::LIMIT_EXCEEDED);
+    assert_eq!(report.verdict, VettingVerdict::Rejected);
+}
+
+#[test]
+fn a_blocked_frontend_only_node_is_still_blocked() {
+    let mut blocked = spec();
+    blocked.blocked_nodes.push("Note".into());
+    let policy = policy_with(blocked, Mode::Warn, Egress::Blocked);
+    let ui = json!({"nodes": [{"id": 1, "type": "Note", "widgets_values": ["hi"]}], "links": []});
+    let report = vet(ui.to_string().as_bytes(), &policy);
+    assert_eq!(rules_of(&report), [rules::NODE_BLOCKED]);
+}
+
+#[test]
 fn violations_are_sorted_by_node_then_rule() {
     let api = json!({
         "10": {"class_type": "EvilNode", "inputs": {"image": "https://x"}},

@@ -23,6 +23,8 @@ impl Provenance<'_> {
 
 const CORE_REGISTRY_ID: &str = "comfy-core";
 const MAX_SHOWN: usize = 120;
+/// Most violations a report lists.
+pub const MAX_VIOLATIONS: usize = 10_000;
 
 /// Collects violations and resources while the format walkers visit the workflow.
 pub struct Checker<'p> {
@@ -32,6 +34,7 @@ pub struct Checker<'p> {
     checked_nodes: usize,
     max_nodes: usize,
     over_node_limit: bool,
+    too_many_violations: bool,
 }
 
 impl<'p> Checker<'p> {
@@ -43,11 +46,27 @@ impl<'p> Checker<'p> {
             checked_nodes: 0,
             max_nodes,
             over_node_limit: false,
+            too_many_violations: false,
         }
     }
 
-    /// Records a violation.
+    /// Records a violation. Past `MAX_VIOLATIONS` (in document order) one `limit-exceeded`
+    /// violation stands for the rest, so that a hostile file cannot make the report huge.
     pub fn violation(&mut self, node_id: &str, class_type: &str, rule: &str, message: String) {
+        if self.violations.len() >= MAX_VIOLATIONS {
+            if !self.too_many_violations {
+                self.too_many_violations = true;
+                self.violations.push(Violation {
+                    node_id: String::new(),
+                    class_type: String::new(),
+                    rule: rules::LIMIT_EXCEEDED.to_owned(),
+                    message: format!(
+                        "more than {MAX_VIOLATIONS} violations; the rest are not listed"
+                    ),
+                });
+            }
+            return;
+        }
         self.violations.push(Violation {
             node_id: node_id.to_owned(),
             class_type: class_type.to_owned(),

@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use super::check::{Checker, Provenance, looks_like_uuid, shown};
 use super::graph::{canonical_id, nodes_in_cycles};
 use super::json::{Json, Number};
+use super::policy::NodeStanding;
 use super::report::{Format, rules};
 
 /// Id of the virtual input node inside a subgraph.
@@ -365,6 +366,10 @@ impl<'d> Walk<'d, '_, '_> {
         let provenance = self.provenance(node, path, class_type);
         let core = self.checker.policy.core();
         if core.is_frontend_only(class_type) {
+            if self.checker.policy.standing(class_type) == NodeStanding::Blocked {
+                self.checker
+                    .check_node_type(path, class_type, Format::Ui, Some(provenance));
+            }
             if COMMENT_NODES.contains(&class_type) {
                 return;
             }
