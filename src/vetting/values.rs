@@ -83,17 +83,13 @@ pub fn is_url(value: &str) -> bool {
     }) {
         return true;
     }
-    // Any `scheme://` (RFC 3986 scheme characters).
-    match value.find("://") {
-        Some(end) if end > 0 => {
-            let scheme = &value[..end];
-            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        }
-        _ => false,
-    }
+    // Any `scheme://` (RFC 3986 scheme characters), found without scanning past the scheme.
+    let bytes = value.as_bytes();
+    let scheme_len = bytes
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        .count();
+    scheme_len > 0 && bytes[0].is_ascii_alphabetic() && bytes[scheme_len..].starts_with(b"://")
 }
 
 /// True for `/x`, `\x`, `~`, `~/x`, `~user/x`, `C:\x`, `C:/x` and `C:`.
