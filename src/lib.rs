@@ -13,6 +13,7 @@ pub mod secrets;
 pub mod security_profile;
 pub mod storage;
 pub mod telemetry;
+pub mod vetting;
 
 /// Selects rustls' ring provider for the whole process. Several TLS stacks are linked (kube,
 /// sqlx, vaultrs, the AWS SDK), which leaves rustls unable to choose one by itself; call this

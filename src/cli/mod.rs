@@ -1,8 +1,10 @@
 //! Command-line interface: one binary, one subcommand per job.
 
 mod crds;
+mod import_allowlist;
 mod migrate;
 mod run;
+pub mod vet;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,11 @@ pub enum Command {
     /// Apply the database migrations and provision one foundry's roles, schema, grants and
     /// row-level-security policies (repairing any drift), then report what changed.
     Migrate(migrate::MigrateArgs),
+    /// Vet a ComfyUI workflow offline against ApprovedNodeLists (exit 0 approved, 1 rejected,
+    /// 2 usage error or unreadable input).
+    Vet(vet::VetArgs),
+    /// Convert approved_nodes.json or workflow_allowlist.yaml into an ApprovedNodeList manifest.
+    ImportAllowlist(import_allowlist::ImportAllowlistArgs),
 }
 
 /// Runs the parsed command and maps its outcome to the process exit code.
@@ -38,6 +45,8 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Run(args) => run::execute(args).await,
         Command::Crds(args) => crds::execute(&args),
         Command::Migrate(args) => migrate::execute(args).await,
+        Command::Vet(args) => vet::execute(&args),
+        Command::ImportAllowlist(args) => import_allowlist::execute(&args),
     }
 }
 

@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use globset::GlobBuilder;
-
 use crate::crd::approved_node_list::{ApprovedNodeListCounts, ApprovedNodeListSpec};
+use crate::vetting::CoreNodes;
+use crate::vetting::patterns::{compile_model_glob, normalize_repository};
+use crate::vetting::values::climbs;
 
 /// What validation found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,8 +28,11 @@ impl ListReport {
 /// Checks every entry: commit pins are 40 lowercase hex digits, checksums 64, model patterns
 /// compile, each model names exactly one of `pattern` and `identifier`, repositories are
 /// `host/owner/repo`, timestamps are RFC 3339, and a node type is not approved twice with
-/// different pins. Entries both allowed and blocked are reported, not refused: blocking wins.
+/// different pins, a custom node (not a ComfyUI core node) names its repository, and no model
+/// entry climbs out with `..`. Entries both allowed and blocked are reported, not refused:
+/// blocking wins.
 pub fn validate(spec: &ApprovedNodeListSpec) -> ListReport {
+    let core = CoreNodes::builtin();
     let mut problems = Vec::new();
     check_timestamp(&mut problems, "lastUpdated", spec.last_updated.as_deref());
 
@@ -36,8 +40,13 @@ pub fn validate(spec: &ApprovedNodeListSpec) -> ListReport {
     for (index, node) in spec.nodes.iter().enumerate() {
         let at = format!("nodes[{index}] ({})", node.class_type);
         check_name(&mut problems, &at, "classType", &node.class_type);
-        if let Some(repository) = &node.repository {
-            check_repository(&mut problems, &at, repository);
+        match &node.repository {
+            Some(repository) => check_repository(&mut problems, &at, repository),
+            None if !core.is_core(&node.class_type) => problems.push(format!(
+                "{at}: {:?} is not a ComfyUI core node ({}), so it must name its repository (host/owner/repo)",
+                node.class_type, core.comfyui_version
+            )),
+            None => {}
         }
         check_commit(&mut problems, &at, node.commit.as_deref());
         check_timestamp(
@@ -69,13 +78,17 @@ pub fn validate(spec: &ApprovedNodeListSpec) -> ListReport {
         let at = format!("models[{index}]");
         match (&model.pattern, &model.identifier) {
             (Some(pattern), None) => {
-                if let Err(error) = GlobBuilder::new(pattern).literal_separator(true).build() {
+                if let Err(error) = compile_model_glob(pattern) {
                     problems.push(format!(
                         "{at}: pattern {pattern:?} does not compile: {error}"
                     ));
                 }
+                check_model_reference(&mut problems, &at, "pattern", pattern);
             }
-            (None, Some(identifier)) => check_name(&mut problems, &at, "identifier", identifier),
+            (None, Some(identifier)) => {
+                check_name(&mut problems, &at, "identifier", identifier);
+                check_model_reference(&mut problems, &at, "identifier", identifier);
+            }
             _ => problems.push(format!("{at}: set exactly one of pattern and identifier")),
         }
         if let Some(sha256) = &model.sha256
@@ -165,25 +178,18 @@ fn check_timestamp(problems: &mut Vec<String>, at: &str, value: Option<&str>) {
 
 /// Accepts `host/owner/repo`, optionally with `https://` and `.git`.
 fn check_repository(problems: &mut Vec<String>, at: &str, url: &str) {
-    let trimmed = url
-        .strip_prefix("https://")
-        .unwrap_or(url)
-        .trim_end_matches('/')
-        .trim_end_matches(".git");
-    let segments: Vec<&str> = trimmed.split('/').collect();
-    let well_formed = segments.len() >= 3
-        && segments.iter().all(|segment| {
-            !segment.is_empty()
-                && *segment != "."
-                && *segment != ".."
-                && segment
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-        })
-        && segments[0].contains('.');
-    if !well_formed {
+    if normalize_repository(url).is_none() {
         problems.push(format!(
             "{at}: repository {url:?} must look like host/owner/repo, e.g. github.com/owner/repo"
+        ));
+    }
+}
+
+/// A model entry may not climb out with `..` or hide part of itself behind a NUL.
+fn check_model_reference(problems: &mut Vec<String>, at: &str, what: &str, value: &str) {
+    if climbs(value) || value.contains('\0') {
+        problems.push(format!(
+            "{at}: {what} {value:?} climbs out of its folder with `..` or contains NUL"
         ));
     }
 }
@@ -287,6 +293,54 @@ blockedNodes: [known-vulnerable-node]
         let report = validate(&spec);
         assert!(
             report.problems.iter().any(|p| p.contains("approved twice")),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn custom_nodes_must_name_their_repository_but_core_nodes_need_not() {
+        let mut spec = minimal();
+        spec.nodes.push(NodeApproval {
+            class_type: "KSampler".into(),
+            ..Default::default()
+        });
+        assert!(validate(&spec).is_valid(), "{:?}", validate(&spec).problems);
+        spec.nodes.push(NodeApproval {
+            class_type: "CustomVideoGenerator".into(),
+            ..Default::default()
+        });
+        let report = validate(&spec);
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("CustomVideoGenerator")
+                    && p.contains("must name its repository")),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn model_entries_that_climb_are_refused() {
+        let mut spec = minimal();
+        spec.models.push(ModelApproval {
+            identifier: Some("../../etc/passwd".into()),
+            ..Default::default()
+        });
+        spec.models.push(ModelApproval {
+            pattern: Some("loras/../**".into()),
+            ..Default::default()
+        });
+        let report = validate(&spec);
+        assert_eq!(
+            report
+                .problems
+                .iter()
+                .filter(|p| p.contains("climbs"))
+                .count(),
+            2,
             "{:?}",
             report.problems
         );
