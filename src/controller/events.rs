@@ -2,9 +2,11 @@
 //! never fails a reconcile.
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType};
 
 use super::Context;
+use crate::crd::conditions::types;
 
 /// Longest Event note the operator writes (the API server rejects notes over 1 KiB).
 const MAX_NOTE_BYTES: usize = 1000;
@@ -18,6 +20,34 @@ pub struct PlannedEvent {
     pub reason: String,
     /// Human-readable note (never a secret).
     pub note: String,
+}
+
+/// Events for the conditions whose status or reason changed between `before` and `after`: a
+/// Warning when the new status is the condition's bad one (`bad_status(type)`) or `Unknown`, a
+/// Normal Event otherwise. A failing `Ready` is left out (the failing condition's own Event
+/// says why). None when nothing changed, so a no-op reconcile writes nothing at all.
+pub fn condition_changes(
+    before: &[Condition],
+    after: &[Condition],
+    bad_status: impl Fn(&str) -> &'static str,
+) -> Vec<PlannedEvent> {
+    after
+        .iter()
+        .filter(|condition| {
+            !before.iter().any(|old| {
+                old.type_ == condition.type_
+                    && old.status == condition.status
+                    && old.reason == condition.reason
+            })
+        })
+        .filter(|condition| condition.type_ != types::READY || condition.status == "True")
+        .map(|condition| PlannedEvent {
+            warning: condition.status == bad_status(&condition.type_)
+                || condition.status == "Unknown",
+            reason: condition.reason.clone(),
+            note: format!("{}: {}", condition.type_, condition.message),
+        })
+        .collect()
 }
 
 /// Publishes `event` about `reference`, with `action` (what the controller was doing).

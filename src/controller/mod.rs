@@ -6,6 +6,7 @@ mod backoff;
 pub mod error;
 pub mod events;
 mod leader;
+pub mod render_job;
 mod startup;
 pub mod video_foundry;
 
@@ -175,9 +176,10 @@ pub async fn run_all(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let controllers = futures::future::join(
+    let controllers = futures::future::join3(
         approved_node_list::run(ctx.clone(), stop_rx.clone()),
         video_foundry::run(ctx.clone(), stop_rx.clone()),
+        render_job::run(ctx.clone(), stop_rx.clone()),
     );
     tokio::pin!(controllers);
 

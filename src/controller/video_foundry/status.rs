@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::controller::events::PlannedEvent;
+use crate::controller::events::{PlannedEvent, condition_changes};
 use crate::crd::conditions::{ConditionStatus, set_condition, types};
 use crate::crd::video_foundry::{EffectiveSecurity, VideoFoundryStatus};
 use crate::security_profile::ProfileError;
@@ -159,29 +159,13 @@ pub fn events_for_change(
     let before = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    next.conditions
-        .iter()
-        .filter(|condition| {
-            !before.iter().any(|old| {
-                old.type_ == condition.type_
-                    && old.status == condition.status
-                    && old.reason == condition.reason
-            })
-        })
-        .filter(|condition| condition.type_ != types::READY || condition.status == "True")
-        .map(|condition| {
-            let bad_status = if condition.type_ == types::SECURITY_RELAXED {
-                "True"
-            } else {
-                "False"
-            };
-            PlannedEvent {
-                warning: condition.status == bad_status || condition.status == "Unknown",
-                reason: condition.reason.clone(),
-                note: format!("{}: {}", condition.type_, condition.message),
-            }
-        })
-        .collect()
+    condition_changes(before, &next.conditions, |type_| {
+        if type_ == types::SECURITY_RELAXED {
+            "True"
+        } else {
+            "False"
+        }
+    })
 }
 
 #[cfg(test)]
