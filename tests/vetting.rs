@@ -552,6 +552,16 @@ fn dangling_links_and_cycles_are_rejected() {
 }
 
 #[test]
+fn nodes_and_the_links_list_must_tell_the_same_graph() {
+    let ui = json!({"nodes": [
+        {"id": 1, "type": "VAEDecode", "inputs": [{"link": 1}], "outputs": []},
+        {"id": 2, "type": "VAEEncode", "inputs": [], "outputs": [{"links": [1]}]},
+        {"id": 3, "type": "VAEDecode", "inputs": [], "outputs": []}
+    ], "links": [[1, 2, 0, 3, 0, "LATENT"]]});
+    assert_rejected_for(&vet_json(&ui), rules::UNEXPECTED_SHAPE);
+}
+
+#[test]
 fn limits_reject_with_a_reason() {
     let big = format!(
         "{{\"1\": {{\"class_type\": \"KSampler\", \"inputs\": {{\"text\": \"{}\"}}}}}}",

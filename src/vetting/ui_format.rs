@@ -583,13 +583,23 @@ impl<'d> Walk<'d, '_, '_> {
             }
         }
         for &(position, link) in input_links {
-            if !link_ids.contains_key(&link) {
-                self.checker.violation(
+            match link_ids.get(&link) {
+                None => self.checker.violation(
                     &paths[position],
                     types[position],
                     rules::DANGLING_LINK,
                     format!("an input uses link {link}, which is not in the links list"),
-                );
+                ),
+                // The node and the links list would tell different graphs.
+                Some(&target) if target != position => self.checker.violation(
+                    &paths[position],
+                    types[position],
+                    rules::UNEXPECTED_SHAPE,
+                    format!(
+                        "an input uses link {link}, which the links list says ends at another node"
+                    ),
+                ),
+                Some(_) => {}
             }
         }
         for position in nodes_in_cycles(infos.len(), &edges) {
