@@ -104,8 +104,14 @@ async fn run(url: &str) -> Result<(), String> {
     let mut bypass_times = Vec::with_capacity(ITERATIONS);
     for i in 0..(WARMUP + ITERATIONS) {
         let user = users[i % users.len()];
-        let rls = timed(&app, user, &under_rls, false).await?;
-        let direct = timed(&bypass, user, &explicit, true).await?;
+        // Alternate which side runs first, so neither always finds the other's pages cached.
+        let (rls, direct) = if i % 2 == 0 {
+            let rls = timed(&app, user, &under_rls, false).await?;
+            (rls, timed(&bypass, user, &explicit, true).await?)
+        } else {
+            let direct = timed(&bypass, user, &explicit, true).await?;
+            (timed(&app, user, &under_rls, false).await?, direct)
+        };
         if i >= WARMUP {
             rls_times.push(rls);
             bypass_times.push(direct);
@@ -135,16 +141,23 @@ async fn run(url: &str) -> Result<(), String> {
     // PostgreSQL's own execution time, without the client.
     let mut rls_server = Vec::new();
     let mut bypass_server = Vec::new();
-    for user in users.iter().take(300) {
-        rls_server.push(server_time(&app, *user, &under_rls, false).await?);
-        bypass_server.push(server_time(&bypass, *user, &explicit, true).await?);
+    for (i, user) in users.iter().enumerate() {
+        if i % 2 == 0 {
+            rls_server.push(server_time(&app, *user, &under_rls, false).await?);
+            bypass_server.push(server_time(&bypass, *user, &explicit, true).await?);
+        } else {
+            bypass_server.push(server_time(&bypass, *user, &explicit, true).await?);
+            rls_server.push(server_time(&app, *user, &under_rls, false).await?);
+        }
     }
     let (rls_server, bypass_server) = (median_f64(&mut rls_server), median_f64(&mut bypass_server));
     println!(
         "server execution time (median):   RLS {rls_server:.3} ms, WHERE {bypass_server:.3} ms, ratio {:.3}x",
         rls_server / bypass_server
     );
-    let plan = plan_text(&app, users[0], &under_rls).await?;
+    let plan = plan_text(&bypass, users[0], &explicit, true).await?;
+    println!("plan with WHERE, bypassing RLS:\n{plan}");
+    let plan = plan_text(&app, users[0], &under_rls, false).await?;
     println!("plan under RLS:\n{plan}");
 
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
@@ -209,14 +222,20 @@ async fn server_time(
         .ok_or_else(|| "no execution time in the plan".to_owned())
 }
 
-async fn plan_text(pool: &PgPool, user: uuid::Uuid, sql: &str) -> Result<String, String> {
+async fn plan_text(
+    pool: &PgPool,
+    user: uuid::Uuid,
+    sql: &str,
+    bind_user: bool,
+) -> Result<String, String> {
     let mut tx = tenant::begin(pool, &user.to_string())
         .await
         .map_err(|e| e.to_string())?;
-    let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")));
+    if bind_user {
+        query = query.bind(user);
+    }
+    let lines: Vec<String> = query.fetch_all(&mut *tx).await.map_err(|e| e.to_string())?;
     tx.rollback().await.map_err(|e| e.to_string())?;
     Ok(lines.join("\n"))
 }
