@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::Connection as _;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::postgres::{self, Error, FoundryDatabase, ProvisionReport};
 
@@ -84,14 +84,9 @@ async fn run(args: &MigrateArgs) -> Result<ProvisionReport, String> {
 
     // One direct connection first: a pool would hide the reason behind "pool timed out".
     let timeout = Duration::from_secs(args.connect_timeout);
-    let probe = match tokio::time::timeout(timeout, PgConnection::connect_with(&options)).await {
-        Ok(connected) => connected,
-        Err(_elapsed) => Err(sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer within {} s", args.connect_timeout),
-        ))),
-    };
-    let probe = probe.map_err(|e| with_server(Error::from_sqlx("connecting", e)))?;
+    let probe = postgres::probe(&options, timeout)
+        .await
+        .map_err(with_server)?;
     let _closed = probe.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(2)
