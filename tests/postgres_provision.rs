@@ -245,6 +245,26 @@ async fn every_kind_of_drift_is_found_and_repaired() {
     )
     .await;
 
+    // A function made by hand (here SECURITY DEFINER, owned by the superuser, executable by
+    // PUBLIC by default and granted to the application) is closed to everyone but its owner.
+    drift_is_repaired(
+        &foundry,
+        &format!(
+            "CREATE FUNCTION {schema}.all_projects() RETURNS bigint LANGUAGE sql SECURITY DEFINER \
+             AS 'SELECT count(*) FROM {projects}'; \
+             GRANT EXECUTE ON FUNCTION {schema}.all_projects() TO {app}"
+        ),
+        &[ChangeKind::FunctionPrivilegesRepaired],
+    )
+    .await;
+    let mut tx = tenant::begin(&foundry.app, &me.to_string()).await.unwrap();
+    let call = format!("SELECT {schema}.all_projects()");
+    let result = sqlx::query(sqlx::AssertSqlSafe(call))
+        .execute(&mut *tx)
+        .await;
+    assert_eq!(sqlstate(result), INSUFFICIENT_PRIVILEGE);
+    drop(tx);
+
     // Everything is back: isolation holds, the application cannot write audit entries of others.
     assert!(!sees_other_tenants(&foundry, me).await);
     let mut tx = tenant::begin(&foundry.app, &me.to_string()).await.unwrap();

@@ -204,6 +204,26 @@ pub(crate) async fn relation_privileges(
     .map_err(failed("reading table privileges"))
 }
 
+/// EXECUTE (and any other) privileges on the schema's functions held by anyone but each
+/// function's owner; a function never granted explicitly is executable by PUBLIC.
+pub(crate) async fn function_privileges(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<Vec<AclRow>, Error> {
+    sqlx::query_as(
+        "SELECT p.oid::regprocedure::text AS relation, \
+                CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee)::text END AS grantee, \
+                a.privilege_type AS privilege, NULL::text AS column_name, a.is_grantable AS grantable \
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a \
+         WHERE n.nspname = $1 AND a.grantee <> p.proowner ORDER BY 1, 2",
+    )
+    .bind(schema)
+    .fetch_all(conn)
+    .await
+    .map_err(failed("reading function privileges"))
+}
+
 pub(crate) async fn policies(
     conn: &mut PgConnection,
     schema: &str,

@@ -53,6 +53,9 @@ pub enum ChangeKind {
     RowSecurityForced,
     /// A relation's privileges differed (widened, narrowed, or grantable).
     PrivilegesRepaired,
+    /// A function in the schema was executable by someone other than its owner (the migrations
+    /// create none; one made by hand, e.g. `SECURITY DEFINER`, is closed).
+    FunctionPrivilegesRepaired,
     /// A policy was missing.
     PolicyCreated,
     /// A policy's definition had changed.
@@ -598,6 +601,7 @@ async fn ensure_relations(
     }
 
     ensure_privileges(conn, db, &specs, &relations, existed, report).await?;
+    ensure_functions_closed(conn, db, report).await?;
     ensure_policies(conn, db, &specs, existed, report).await
 }
 
@@ -645,6 +649,33 @@ async fn ensure_privileges(
             ChangeKind::PrivilegesRepaired,
             &relation.name,
             describe_difference(&actual, &desired),
+        );
+    }
+    Ok(())
+}
+
+/// No function in the schema may be executed by anyone but its owner.
+async fn ensure_functions_closed(
+    conn: &mut PgConnection,
+    db: &FoundryDatabase,
+    report: &mut ProvisionReport,
+) -> Result<(), Error> {
+    let found = catalog::function_privileges(conn, &db.schema).await?;
+    let mut functions: Vec<&str> = found.iter().map(|row| row.relation.as_str()).collect();
+    functions.dedup();
+    for function in functions {
+        let rows: Vec<_> = found.iter().filter(|r| r.relation == function).collect();
+        // `function` is PostgreSQL's own regprocedure text: qualified and quoted as needed.
+        let sql = format!(
+            "REVOKE ALL ON FUNCTION {function} FROM {} CASCADE",
+            revoke_list(&db.roles, rows.iter().map(|r| r.grantee.as_str()))
+        );
+        execute(conn, "closing a function", sql).await?;
+        let holders: Vec<String> = rows.iter().map(|r| r.privilege().to_string()).collect();
+        report.repaired(
+            ChangeKind::FunctionPrivilegesRepaired,
+            function,
+            format!("unexpected: {}", holders.join(", ")),
         );
     }
     Ok(())
