@@ -204,12 +204,14 @@ async fn vault_foundry_keeps_the_password_in_vault_and_rotates_it_on_request() {
         return;
     };
     bao.ensure_secrets_engine("database", "database").await;
+    bao.ensure_auth_method("kubernetes", "kubernetes").await;
     let name = fresh_name();
     let vault = json!({
         "address": bao.addr,
         "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}},
         "kvMount": "secret",
         "rotationPeriod": "2160h",
+        "backendServiceAccount": "studio-backend",
     });
     let mut foundry = foundry(&name, &servers, Some(vault));
     let store = store_with_credentials(&servers, &servers.postgres_url);
@@ -251,6 +253,18 @@ async fn vault_foundry_keeps_the_password_in_vault_and_rotates_it_on_request() {
             .expose_secret()
             .to_owned()
     };
+    // The platform backend's service account is bound to the foundry's backend policy only.
+    let role = vaultrs::auth::kubernetes::role::read(
+        bao.root.client(),
+        "kubernetes",
+        &layout.backend_auth_role_name(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(role.bound_service_account_names, ["studio-backend"]);
+    assert_eq!(role.bound_service_account_namespaces, [NAMESPACE]);
+    assert_eq!(role.token_policies, [layout.backend_policy_name()]);
+
     let before = read_password().await;
     assert!(application_logs_in(&servers, &name, &before).await);
 

@@ -167,6 +167,14 @@ pub struct VaultSpec {
     /// Secret key holding the PEM CA bundle that signs the Vault server's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
+    /// Service account of the platform backend in this namespace: a Kubernetes auth role binds
+    /// it to the foundry's read-only backend policy (tokens valid 1 h). No role when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+        length(max = 253)
+    )]
+    pub backend_service_account: Option<String>,
 }
 
 fn default_kv_mount() -> String {

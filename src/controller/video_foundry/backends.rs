@@ -34,6 +34,8 @@ pub const ACCESS_KEY_ID_KEY: &str = "accessKeyId";
 pub const SECRET_ACCESS_KEY_KEY: &str = "secretAccessKey";
 /// Optional key of a PEM CA bundle for a private S3 endpoint, in the same Secret.
 pub const STORAGE_CA_KEY: &str = "ca.crt";
+/// Lifetime of the Vault tokens the platform backend gets through Kubernetes auth.
+const BACKEND_TOKEN_TTL: &str = "1h";
 /// How long a backend may take to answer before it counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -227,6 +229,19 @@ async fn vault_steps(
     };
     let secrets = async {
         access::ensure_policies(&session, layout).await?;
+        if let Some(account) = &vault_spec.backend_service_account {
+            let mount = vault_spec
+                .auth
+                .kubernetes
+                .as_ref()
+                .map_or("kubernetes", |auth| auth.mount_path.as_str());
+            let backend = access::BackendIdentity {
+                namespace: foundry.namespace().unwrap_or_default(),
+                service_account: account.clone(),
+                token_ttl: BACKEND_TOKEN_TTL.to_owned(),
+            };
+            access::ensure_backend_auth_role(&session, mount, layout, &backend).await?;
+        }
         let jwt = reconcile_jwt_secret(&session, layout, &policy, request.as_deref(), now).await?;
         let password = ensure_database_password(&session, layout, now).await?;
         Ok::<_, SecretsError>((jwt, password))
