@@ -109,6 +109,65 @@ pub(crate) async fn run_controller<K, ReconcileFuture>(
     .await;
 }
 
+/// Runs one reconcile of `controller` and records its duration and any failure in the metrics.
+pub(crate) async fn observed(
+    ctx: &Context,
+    controller: &'static str,
+    reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    ctx.metrics.observe_run(controller, started.elapsed());
+    if let Err(error) = &result {
+        ctx.metrics.observe_failure(controller, error.category());
+    }
+    result
+}
+
+/// Writes `status` to `object`'s status subresource by server-side apply (the operator owns
+/// every status field), then publishes `events` about the object with `action`.
+pub(crate) async fn write_status<K>(
+    ctx: &Context,
+    object: &K,
+    status: &impl serde::Serialize,
+    events: Vec<events::PlannedEvent>,
+    action: &str,
+) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let namespace = object
+        .meta()
+        .namespace
+        .as_deref()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let name = object
+        .meta()
+        .name
+        .as_deref()
+        .ok_or(Error::MissingMetadata("name"))?;
+    let api: kube::Api<K> = kube::Api::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::apply(crate::crd::FIELD_MANAGER).force(),
+        &kube::api::Patch::Apply(&patch),
+    )
+    .await?;
+    let reference = object.object_ref(&());
+    for event in events {
+        events::publish(ctx, &reference, action, event).await;
+    }
+    Ok(())
+}
+
 /// The backoff key of a watched object, whether or not it deserialized.
 pub(crate) fn object_key<K: kube::Resource>(
     controller: &str,

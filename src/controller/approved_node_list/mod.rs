@@ -6,17 +6,17 @@ pub mod status;
 pub mod validate;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use kube::api::{Patch, PatchParams};
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 
 use super::events::{PlannedEvent, publish};
-use super::{Context, Error, object_key, retry_after_error, run_controller};
-use crate::crd::{ApprovedNodeList, FIELD_MANAGER};
+use super::{
+    Context, Error, object_key, observed, retry_after_error, run_controller, write_status,
+};
+use crate::crd::ApprovedNodeList;
 
 const CONTROLLER: &str = "approvednodelist";
 /// The Event action of this controller.
@@ -33,13 +33,7 @@ pub async fn reconcile(
     guard: Arc<DeserializeGuard<ApprovedNodeList>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = reconcile_inner(&guard, &ctx).await;
-    ctx.metrics.observe_run(CONTROLLER, started.elapsed());
-    if let Err(error) = &result {
-        ctx.metrics.observe_failure(CONTROLLER, error.category());
-    }
-    result
+    observed(&ctx, CONTROLLER, reconcile_inner(&guard, &ctx)).await
 }
 
 async fn reconcile_inner(
@@ -85,22 +79,8 @@ async fn reconcile_inner(
     let current = list.status.as_ref();
     let desired = status::desired_status(current, list.meta().generation, &report, now);
     if current != Some(&desired) {
-        let api: Api<ApprovedNodeList> = Api::namespaced(ctx.client.clone(), &namespace);
-        let patch = serde_json::json!({
-            "apiVersion": ApprovedNodeList::api_version(&()),
-            "kind": ApprovedNodeList::kind(&()),
-            "status": desired,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        let reference = list.object_ref(&());
-        for event in status::events_for_change(current, &desired, &report) {
-            publish(ctx, &reference, ACTION, event).await;
-        }
+        let events = status::events_for_change(current, &desired, &report);
+        write_status(ctx, list, &desired, events, ACTION).await?;
     }
     ctx.backoff.reset(&object_key(CONTROLLER, guard));
     Ok(Action::await_change())

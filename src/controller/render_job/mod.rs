@@ -6,19 +6,18 @@
 pub mod status;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Patch, PatchParams};
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
 use self::status::VettingOutcome;
-use super::events::publish;
-use super::{Context, Error, object_key, retry_after_error, run_controller};
-use crate::crd::{ApprovedNodeList, FIELD_MANAGER, RenderJob, VideoFoundry};
+use super::{
+    Context, Error, object_key, observed, retry_after_error, run_controller, write_status,
+};
+use crate::crd::{ApprovedNodeList, RenderJob, VideoFoundry};
 use crate::security_profile;
 use crate::vetting::{self, CoreNodes, Policy};
 
@@ -37,16 +36,13 @@ pub async fn reconcile(
     guard: Arc<DeserializeGuard<RenderJob>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = match &guard.0 {
-        Ok(render) => reconcile_render(render, object_key(CONTROLLER, &guard), &ctx).await,
-        Err(invalid) => Err(Error::Unreadable(invalid.to_string())),
+    let work = async {
+        match &guard.0 {
+            Ok(render) => reconcile_render(render, object_key(CONTROLLER, &guard), &ctx).await,
+            Err(invalid) => Err(Error::Unreadable(invalid.to_string())),
+        }
     };
-    ctx.metrics.observe_run(CONTROLLER, started.elapsed());
-    if let Err(error) = &result {
-        ctx.metrics.observe_failure(CONTROLLER, error.category());
-    }
-    result
+    observed(&ctx, CONTROLLER, work).await
 }
 
 async fn reconcile_render(render: &RenderJob, key: String, ctx: &Context) -> Result<Action, Error> {
@@ -72,22 +68,8 @@ async fn reconcile_render(render: &RenderJob, key: String, ctx: &Context) -> Res
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     let desired = status::desired_status(current, generation, &outcome, now);
     if current != Some(&desired) {
-        let api: Api<RenderJob> = Api::namespaced(ctx.client.clone(), &namespace);
-        let patch = serde_json::json!({
-            "apiVersion": RenderJob::api_version(&()),
-            "kind": RenderJob::kind(&()),
-            "status": desired,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        let reference = render.object_ref(&());
-        for event in status::events_for_change(current, &desired) {
-            publish(ctx, &reference, ACTION, event).await;
-        }
+        let events = status::events_for_change(current, &desired);
+        write_status(ctx, render, &desired, events, ACTION).await?;
     }
     match outcome {
         // What vetting needs may appear any moment (GitOps applies in parallel).

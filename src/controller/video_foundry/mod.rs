@@ -9,17 +9,17 @@ pub mod credentials;
 pub mod status;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 
-use super::events::publish;
-use super::{Context, Error, object_key, retry_after_error, run_controller};
-use crate::crd::{FIELD_MANAGER, VideoFoundry};
+use super::{
+    Context, Error, object_key, observed, retry_after_error, run_controller, write_status,
+};
+use crate::crd::VideoFoundry;
 use crate::security_profile;
 
 const CONTROLLER: &str = "videofoundry";
@@ -39,17 +39,14 @@ pub async fn reconcile(
     guard: Arc<DeserializeGuard<VideoFoundry>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = match &guard.0 {
-        Ok(foundry) => reconcile_foundry(foundry, object_key(CONTROLLER, &guard), &ctx).await,
-        // Schema validation normally prevents this; nothing can be provisioned from it.
-        Err(invalid) => Err(Error::Unreadable(invalid.to_string())),
+    let work = async {
+        match &guard.0 {
+            Ok(foundry) => reconcile_foundry(foundry, object_key(CONTROLLER, &guard), &ctx).await,
+            // Schema validation normally prevents this; nothing can be provisioned from it.
+            Err(invalid) => Err(Error::Unreadable(invalid.to_string())),
+        }
     };
-    ctx.metrics.observe_run(CONTROLLER, started.elapsed());
-    if let Err(error) = &result {
-        ctx.metrics.observe_failure(CONTROLLER, error.category());
-    }
-    result
+    observed(&ctx, CONTROLLER, work).await
 }
 
 async fn reconcile_foundry(
@@ -98,22 +95,8 @@ async fn reconcile_foundry(
         desired.next_rotation = next;
     }
     if current != Some(&desired) {
-        let api: Api<VideoFoundry> = Api::namespaced(ctx.client.clone(), &namespace);
-        let patch = serde_json::json!({
-            "apiVersion": VideoFoundry::api_version(&()),
-            "kind": VideoFoundry::kind(&()),
-            "status": desired,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        let reference = foundry.object_ref(&());
-        for event in status::events_for_change(current, &desired) {
-            publish(ctx, &reference, ACTION, event).await;
-        }
+        let events = status::events_for_change(current, &desired);
+        write_status(ctx, foundry, &desired, events, ACTION).await?;
     }
 
     if steps.iter().any(|step| step.transient) {
