@@ -109,6 +109,25 @@ pub(crate) async fn run_controller<K, ReconcileFuture>(
     .await;
 }
 
+/// The namespace and name of an object read from the API server, recorded on the current
+/// tracing span (the reconcile functions declare the `ns` and `name` fields).
+pub(crate) fn identify<K: kube::Resource>(object: &K) -> Result<(String, String), Error> {
+    let namespace = object
+        .meta()
+        .namespace
+        .clone()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let name = object
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingMetadata("name"))?;
+    tracing::Span::current()
+        .record("ns", namespace.as_str())
+        .record("name", name.as_str());
+    Ok((namespace, name))
+}
+
 /// Runs one reconcile of `controller` and records its duration and any failure in the metrics.
 pub(crate) async fn observed(
     ctx: &Context,

@@ -7,14 +7,14 @@ pub mod validate;
 
 use std::sync::Arc;
 
+use kube::Resource;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 
 use super::events::{PlannedEvent, publish};
 use super::{
-    Context, Error, object_key, observed, retry_after_error, run_controller, write_status,
+    Context, Error, identify, object_key, observed, retry_after_error, run_controller, write_status,
 };
 use crate::crd::ApprovedNodeList;
 
@@ -61,17 +61,7 @@ async fn reconcile_inner(
             return Ok(Action::await_change());
         }
     };
-    let namespace = list
-        .namespace()
-        .ok_or(Error::MissingMetadata("namespace"))?;
-    let name = list
-        .meta()
-        .name
-        .clone()
-        .ok_or(Error::MissingMetadata("name"))?;
-    tracing::Span::current()
-        .record("ns", namespace.as_str())
-        .record("name", name.as_str());
+    identify(list)?;
 
     let report = validate::validate(&list.spec);
     let now =

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use self::status::VettingOutcome;
 use super::{
-    Context, Error, object_key, observed, retry_after_error, run_controller, write_status,
+    Context, Error, identify, object_key, observed, retry_after_error, run_controller, write_status,
 };
 use crate::crd::{ApprovedNodeList, RenderJob, VideoFoundry};
 use crate::security_profile;
@@ -46,17 +46,7 @@ pub async fn reconcile(
 }
 
 async fn reconcile_render(render: &RenderJob, key: String, ctx: &Context) -> Result<Action, Error> {
-    let namespace = render
-        .namespace()
-        .ok_or(Error::MissingMetadata("namespace"))?;
-    let name = render
-        .meta()
-        .name
-        .clone()
-        .ok_or(Error::MissingMetadata("name"))?;
-    tracing::Span::current()
-        .record("ns", namespace.as_str())
-        .record("name", name.as_str());
+    let (namespace, _) = identify(render)?;
     let generation = render.meta().generation;
     let current = render.status.as_ref();
     if current.is_some_and(|s| status::is_final(s, generation)) {

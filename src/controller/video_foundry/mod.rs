@@ -11,13 +11,13 @@ pub mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::Resource;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 
 use super::{
-    Context, Error, object_key, observed, retry_after_error, run_controller, write_status,
+    Context, Error, identify, object_key, observed, retry_after_error, run_controller, write_status,
 };
 use crate::crd::VideoFoundry;
 use crate::security_profile;
@@ -54,17 +54,7 @@ async fn reconcile_foundry(
     key: String,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let namespace = foundry
-        .namespace()
-        .ok_or(Error::MissingMetadata("namespace"))?;
-    let name = foundry
-        .meta()
-        .name
-        .clone()
-        .ok_or(Error::MissingMetadata("name"))?;
-    tracing::Span::current()
-        .record("ns", namespace.as_str())
-        .record("name", name.as_str());
+    let (namespace, _) = identify(foundry)?;
 
     let security = security_profile::resolve(&foundry.spec);
     let mut steps = Vec::new();
