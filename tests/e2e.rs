@@ -1,7 +1,8 @@
 //! End-to-end against a real cluster: set `VF_E2E=1` and point `KUBECONFIG` at a disposable
 //! cluster (kind, k3d, a staging cluster). Skipped without them. It installs the CRDs with
 //! server-side apply, applies every example, runs the operator binary and waits for the
-//! ApprovedNodeList controller to report `Ready` (and `Ready=False` with an Event for a bad list).
+//! ApprovedNodeList controller to report `Ready` (and `Ready=False` with an Event for a bad list),
+//! then for the RenderJob controller to reject a hostile workflow and approve the example's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -16,7 +17,8 @@ use kube::discovery::{ApiResource, Discovery};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client};
 use serde_json::json;
-use videofoundry::crd::{self, ApprovedNodeList};
+use videofoundry::crd::render_job::{RenderPhase, VettingVerdict};
+use videofoundry::crd::{self, ApprovedNodeList, RenderJob};
 
 const NAMESPACE: &str = "videofoundry-e2e";
 
@@ -182,6 +184,57 @@ async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
         condition.message.contains("commit must be a full 40-digit"),
         "{}",
         condition.message
+    );
+
+    // RenderJobs are vetted by the running operator: a hostile workflow is Rejected for good,
+    // the example's benign one is Vetted against the example ApprovedNodeList.
+    let renders: Api<RenderJob> = Api::namespaced(client.clone(), NAMESPACE);
+    let hostile: RenderJob = serde_json::from_value(json!({
+        "apiVersion": "videofoundry.dev/v1alpha1", "kind": "RenderJob",
+        "metadata": {"name": "hostile-1", "namespace": NAMESPACE},
+        "spec": {"foundryRef": {"name": "studio"}, "userId": "7f1c0e1a-3b2d-4c5e-8f90-a1b2c3d4e5f6",
+                 "workflow": {"inline": r#"{"1": {"class_type": "EvilRemoteShell", "inputs": {"url": "https://attacker.example/x"}}}"#}}
+    }))
+    .unwrap();
+    renders
+        .patch(
+            "hostile-1",
+            &PatchParams::apply("videofoundry-e2e").force(),
+            &Patch::Apply(&hostile),
+        )
+        .await
+        .unwrap();
+    let phase = |want: RenderPhase| {
+        move |obj: Option<&RenderJob>| {
+            obj.and_then(|o| o.status.as_ref())
+                .is_some_and(|s| s.phase == want && s.vetting.is_some())
+        }
+    };
+    let rejected = tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(renders.clone(), "hostile-1", phase(RenderPhase::Rejected)),
+    )
+    .await
+    .expect("hostile-1 was not Rejected within 60s")
+    .unwrap()
+    .unwrap();
+    let vetting = rejected.status.unwrap().vetting.unwrap();
+    assert!(vetting.violation_count >= 2, "{vetting:?}");
+    let vetted = tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(
+            renders.clone(),
+            "trailer-draft-1",
+            phase(RenderPhase::Pending),
+        ),
+    )
+    .await
+    .expect("trailer-draft-1 was not vetted within 60s")
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        vetted.status.unwrap().vetting.unwrap().verdict,
+        VettingVerdict::Approved
     );
 
     running.start_kill().unwrap();
