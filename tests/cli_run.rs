@@ -130,6 +130,15 @@ async fn with_the_crds_it_becomes_ready_serves_metrics_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let http = free_port();
     let mut child = operator(&server.kubeconfig(&dir), http).spawn().unwrap();
+    // Read the operator's log as it comes: an unread pipe fills up and blocks its writes.
+    let mut stderr = child.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
+            .await
+            .unwrap();
+        text
+    });
 
     // Poll /readyz until the CRD check passed (bounded; each probe is a real request).
     let mut ready = false;
@@ -158,9 +167,14 @@ async fn with_the_crds_it_becomes_ready_serves_metrics_and_stops_on_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("the operator did not stop within 20s of SIGTERM")
-        .unwrap();
-    assert!(status.success(), "exit after SIGTERM: {status}");
+    let waited = tokio::time::timeout(Duration::from_secs(60), child.wait()).await;
+    let Ok(status) = waited else {
+        child.start_kill().unwrap();
+        let log = log.await.unwrap();
+        panic!("the operator did not stop within 60s of SIGTERM; its log:\n{log}");
+    };
+    let status = status.unwrap();
+    let log = log.await.unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status}\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
 }
