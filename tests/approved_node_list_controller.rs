@@ -7,11 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::mock_api::{MockApiServer, mock_client};
+use common::mock_api::{MockApiServer, mock_context};
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use serde_json::json;
-use videofoundry::config::OperatorConfig;
 use videofoundry::controller::{Context, approved_node_list};
 use videofoundry::crd::ApprovedNodeList;
 use videofoundry::metrics::Metrics;
@@ -30,15 +29,7 @@ fn list(spec: serde_json::Value, status: Option<serde_json::Value>) -> ApprovedN
 }
 
 fn context() -> (Arc<Context>, MockApiServer, Arc<Metrics>) {
-    let (client, server) = mock_client();
-    let metrics = Arc::new(Metrics::default());
-    let ctx = Context::new(
-        client,
-        metrics.clone(),
-        OperatorConfig::default(),
-        Some("test".into()),
-    );
-    (Arc::new(ctx), server, metrics)
+    mock_context()
 }
 
 async fn reconcile(ctx: &Arc<Context>, object: ApprovedNodeList) -> Action {

@@ -8,14 +8,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::mock_api::{MockApiServer, mock_client};
-use kube::core::error_boundary::DeserializeGuard;
+use common::mock_api::{MockApiServer, mock_context};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
-use videofoundry::config::OperatorConfig;
 use videofoundry::controller::{Context, render_job};
 use videofoundry::crd::RenderJob;
-use videofoundry::metrics::Metrics;
 
 const FOUNDRY_URI: &str = "/apis/videofoundry.dev/v1alpha1/namespaces/render/videofoundries/studio";
 const LIST_URI: &str =
@@ -48,25 +45,12 @@ fn render(workflow: Option<&str>, status: Option<Value>) -> RenderJob {
 }
 
 fn context() -> (Arc<Context>, MockApiServer) {
-    let (client, server) = mock_client();
-    let ctx = Context::new(
-        client,
-        Arc::new(Metrics::default()),
-        OperatorConfig::default(),
-        Some("test".into()),
-    );
-    (Arc::new(ctx), server)
+    let (ctx, server, _metrics) = mock_context();
+    (ctx, server)
 }
 
 fn spawn_reconcile(ctx: &Arc<Context>, render: RenderJob) -> tokio::task::JoinHandle<Action> {
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        let guard = Arc::new(DeserializeGuard(Ok(render)));
-        tokio::time::timeout(Duration::from_secs(5), render_job::reconcile(guard, ctx))
-            .await
-            .expect("reconcile waited on an API request nobody answered")
-            .unwrap()
-    })
+    common::mock_api::spawn_reconcile(ctx, render, render_job::reconcile)
 }
 
 /// Answers the foundry and ApprovedNodeList reads with the production examples.

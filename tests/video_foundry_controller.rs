@@ -8,14 +8,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::mock_api::{MockApiServer, mock_client};
-use kube::core::error_boundary::DeserializeGuard;
+use common::mock_api::{MockApiServer, mock_context};
 use kube::runtime::controller::Action;
 use serde_json::json;
-use videofoundry::config::OperatorConfig;
 use videofoundry::controller::{Context, video_foundry};
 use videofoundry::crd::VideoFoundry;
-use videofoundry::metrics::Metrics;
 
 const NAMESPACE_URI: &str = "/api/v1/namespaces/render";
 const POLICIES_URI: &str = "/apis/networking.k8s.io/v1/namespaces/render/networkpolicies/";
@@ -45,25 +42,12 @@ fn echo() -> serde_json::Value {
 }
 
 fn context() -> (Arc<Context>, MockApiServer) {
-    let (client, server) = mock_client();
-    let ctx = Context::new(
-        client,
-        Arc::new(Metrics::default()),
-        OperatorConfig::default(),
-        Some("test".into()),
-    );
-    (Arc::new(ctx), server)
+    let (ctx, server, _metrics) = mock_context();
+    (ctx, server)
 }
 
 fn spawn_reconcile(ctx: &Arc<Context>, foundry: VideoFoundry) -> tokio::task::JoinHandle<Action> {
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        let guard = Arc::new(DeserializeGuard(Ok(foundry)));
-        tokio::time::timeout(Duration::from_secs(5), video_foundry::reconcile(guard, ctx))
-            .await
-            .expect("reconcile waited on an API request nobody answered")
-            .unwrap()
-    })
+    common::mock_api::spawn_reconcile(ctx, foundry, video_foundry::reconcile)
 }
 
 fn not_found() -> (u16, serde_json::Value) {

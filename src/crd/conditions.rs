@@ -54,6 +54,37 @@ impl ConditionStatus {
     }
 }
 
+/// The conditions one reconcile writes: every one carries the same generation and time.
+pub struct ConditionUpdate<'a> {
+    /// The status's conditions.
+    pub conditions: &'a mut Vec<Condition>,
+    /// The `metadata.generation` they describe.
+    pub generation: Option<i64>,
+    /// The reconcile's time (used only when a status flips).
+    pub now: Time,
+}
+
+impl ConditionUpdate<'_> {
+    /// Sets or replaces the condition of `type_` (see [`set_condition`]).
+    pub fn set(
+        &mut self,
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        set_condition(
+            self.conditions,
+            type_,
+            status,
+            reason,
+            message,
+            self.generation,
+            self.now.clone(),
+        );
+    }
+}
+
 /// Sets or replaces the condition of `type_`. `lastTransitionTime` moves only when the status
 /// flips, so re-asserting the same state produces an identical status and no write.
 pub fn set_condition(

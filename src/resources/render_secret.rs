@@ -11,7 +11,6 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use serde::{Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 use super::worker_job::WorkerPlan;
 use super::{BuildError, controller_owner_ref, labels, names, shared_namespace};
@@ -150,9 +149,9 @@ pub fn build_render_secret(
     })
 }
 
-/// Lowercase hex SHA-256 of the workflow bytes.
+/// Lowercase hex SHA-256 of the workflow text: the digest vetting records.
 pub fn workflow_sha256(workflow: &str) -> String {
-    hex::encode(Sha256::digest(workflow.as_bytes()))
+    crate::vetting::workflow_sha256(workflow.as_bytes())
 }
 
 fn check_workflow_digest(plan: &WorkerPlan) -> Result<(), BuildError> {

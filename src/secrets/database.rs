@@ -60,18 +60,10 @@ impl DatabaseConnection {
 }
 
 fn percent_decode(s: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(s.len());
-    let mut input = s.bytes();
-    while let Some(b) = input.next() {
-        if b == b'%' {
-            let hi = char::from(input.next()?).to_digit(16)?;
-            let lo = char::from(input.next()?).to_digit(16)?;
-            bytes.push(u8::try_from(hi * 16 + lo).ok()?);
-        } else {
-            bytes.push(b);
-        }
-    }
-    String::from_utf8(bytes).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Lifetimes of issued users.

@@ -152,8 +152,34 @@ pub async fn reconcile_database_password(
     request: Option<&str>,
     now: Timestamp,
 ) -> Result<RotationOutcome, SecretsError> {
-    let path = layout.path(&SecretKey::Database)?;
     let current = ensure_database_password(session, layout, now).await?;
+    reconcile_stored_password(
+        session,
+        admin,
+        layout,
+        application_role,
+        policy,
+        request,
+        now,
+        current,
+    )
+    .await
+}
+
+/// [`reconcile_database_password`] for a caller that already holds what Vault stores (from
+/// [`ensure_database_password`] in the same reconcile), so the secret is read once.
+#[allow(clippy::too_many_arguments)]
+pub async fn reconcile_stored_password(
+    session: &VaultSession,
+    admin: &PgPool,
+    layout: &FoundryLayout,
+    application_role: &str,
+    policy: &RotationPolicy,
+    request: Option<&str>,
+    now: Timestamp,
+    current: Versioned,
+) -> Result<RotationOutcome, SecretsError> {
+    let path = layout.path(&SecretKey::Database)?;
     let pending = if current.fields.get(PENDING_PASSWORD).is_some() {
         tracing::info!(
             path,

@@ -101,19 +101,28 @@ pub fn next_rotation(last: Timestamp, period: Duration) -> Option<Timestamp> {
     last.checked_add(period).ok()
 }
 
-/// `status.lastRotation` and `status.nextRotation` from a secret's `rotated_at` (the JWT and
-/// database secrets rotate together, so either serves).
-pub fn status_times(
-    fields: &SecretFields,
-    period: Duration,
-) -> (
-    Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-    Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-) {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    let last = timestamp_field(fields, fields::ROTATED_AT);
-    let next = last.and_then(|last| next_rotation(last, period));
-    (last.map(Time), next.map(Time))
+impl RotationOutcome {
+    /// `status.lastRotation` and `status.nextRotation` after this outcome: the next rotation is
+    /// one period after the last, so either one gives the other (no second read of the secret).
+    pub fn status_times(
+        &self,
+        period: Duration,
+    ) -> (
+        Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+        Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    ) {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let signed = jiff::SignedDuration::try_from(period).ok();
+        let (last, next) = match self {
+            Self::Rotated { at, .. } => (Some(*at), next_rotation(*at, period)),
+            Self::Unchanged { next } => (
+                next.zip(signed)
+                    .and_then(|(next, period)| next.checked_sub(period).ok()),
+                *next,
+            ),
+        };
+        (last.map(Time), next.map(Time))
+    }
 }
 
 /// Reads a bookkeeping timestamp field.
@@ -270,14 +279,17 @@ mod tests {
 
     #[test]
     fn status_shows_the_last_rotation_and_when_the_next_is_due() {
-        let stored = SecretFields::new().with(fields::ROTATED_AT, text(at(3)));
-        let (last, next) = status_times(&stored, policy().period);
-        assert_eq!(last.unwrap().0, at(3));
-        assert_eq!(next.unwrap().0, at(93));
-        assert_eq!(
-            status_times(&SecretFields::new(), policy().period),
-            (None, None)
-        );
+        let rotated = RotationOutcome::Rotated {
+            at: at(3),
+            version: 2,
+        };
+        let (last, next) = rotated.status_times(policy().period);
+        assert_eq!(last.as_ref().unwrap().0, at(3));
+        assert_eq!(next.as_ref().unwrap().0, at(93));
+        let unchanged = RotationOutcome::Unchanged { next: Some(at(93)) };
+        assert_eq!(unchanged.status_times(policy().period), (last, next));
+        let unknown = RotationOutcome::Unchanged { next: None };
+        assert_eq!(unknown.status_times(policy().period), (None, None));
     }
 
     #[test]

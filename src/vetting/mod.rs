@@ -50,9 +50,15 @@ pub fn vet(bytes: &[u8], policy: &Policy) -> Report {
     vet_with_limits(bytes, policy, &Limits::default())
 }
 
+/// Lowercase hex SHA-256 of the workflow bytes, as reports record it and the worker builders
+/// check it.
+pub fn workflow_sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Vets `bytes` against `policy` under `limits`.
 pub fn vet_with_limits(bytes: &[u8], policy: &Policy, limits: &Limits) -> Report {
-    let workflow_sha256 = hex::encode(Sha256::digest(bytes));
+    let workflow_sha256 = workflow_sha256(bytes);
     let mut checker = Checker::new(policy, limits.max_nodes);
     let format = match json::parse(bytes, &limits.json) {
         Ok(document) => vet_document(&document, &mut checker),

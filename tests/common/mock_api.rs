@@ -84,3 +84,48 @@ impl MockApiServer {
         );
     }
 }
+
+/// A controller context on a fresh mock API server, and the context's metrics.
+pub fn mock_context() -> (
+    std::sync::Arc<videofoundry::controller::Context>,
+    MockApiServer,
+    std::sync::Arc<videofoundry::metrics::Metrics>,
+) {
+    let (client, server) = mock_client();
+    let metrics = std::sync::Arc::new(videofoundry::metrics::Metrics::default());
+    let ctx = videofoundry::controller::Context::new(
+        client,
+        metrics.clone(),
+        videofoundry::config::OperatorConfig::default(),
+        Some("test".into()),
+    );
+    (std::sync::Arc::new(ctx), server, metrics)
+}
+
+/// Runs one `reconcile` of `object` in a task; a request nobody answers fails it after 5 s.
+pub fn spawn_reconcile<K, Reconcile, Outcome>(
+    ctx: &std::sync::Arc<videofoundry::controller::Context>,
+    object: K,
+    reconcile: Reconcile,
+) -> tokio::task::JoinHandle<kube::runtime::controller::Action>
+where
+    K: Send + Sync + 'static,
+    Reconcile: FnOnce(
+            std::sync::Arc<kube::core::error_boundary::DeserializeGuard<K>>,
+            std::sync::Arc<videofoundry::controller::Context>,
+        ) -> Outcome
+        + Send
+        + 'static,
+    Outcome: std::future::Future<
+            Output = Result<kube::runtime::controller::Action, videofoundry::controller::Error>,
+        > + Send,
+{
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let guard = std::sync::Arc::new(kube::core::error_boundary::DeserializeGuard(Ok(object)));
+        tokio::time::timeout(std::time::Duration::from_secs(5), reconcile(guard, ctx))
+            .await
+            .expect("reconcile waited on an API request nobody answered")
+            .unwrap()
+    })
+}

@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::controller::events::{PlannedEvent, condition_changes};
-use crate::crd::conditions::{ConditionStatus, set_condition, types};
+use crate::crd::conditions::{ConditionStatus, ConditionUpdate, types};
 use crate::crd::render_job::{RenderJobStatus, RenderPhase, VettingStatus, VettingVerdict};
 
 /// Reason of `Vetted=False`: the workflow is not fully allowed.
@@ -34,26 +34,20 @@ pub fn desired_status(
 ) -> RenderJobStatus {
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
-    let mut set = |type_: &str, condition: ConditionStatus, reason: &str, message: String| {
-        set_condition(
-            &mut status.conditions,
-            type_,
-            condition,
-            reason,
-            message,
-            generation,
-            now.clone(),
-        );
+    let mut conditions = ConditionUpdate {
+        conditions: &mut status.conditions,
+        generation,
+        now,
     };
     let (phase, vetting) = match outcome {
         VettingOutcome::Waiting { reason, message } => {
-            set(
+            conditions.set(
                 types::VETTED,
                 ConditionStatus::Unknown,
                 reason,
                 message.clone(),
             );
-            set(
+            conditions.set(
                 types::READY,
                 ConditionStatus::False,
                 reason,
@@ -63,13 +57,13 @@ pub fn desired_status(
         }
         VettingOutcome::Vetted(vetting) if vetting.verdict == VettingVerdict::Rejected => {
             let message = rejection_summary(vetting);
-            set(
+            conditions.set(
                 types::VETTED,
                 ConditionStatus::False,
                 REASON_REJECTED,
                 message.clone(),
             );
-            set(
+            conditions.set(
                 types::READY,
                 ConditionStatus::False,
                 REASON_REJECTED,
@@ -82,7 +76,7 @@ pub fn desired_status(
                 VettingVerdict::ApprovedWithWarnings => "ApprovedWithWarnings",
                 _ => "Approved",
             };
-            set(
+            conditions.set(
                 types::VETTED,
                 ConditionStatus::True,
                 reason,
@@ -94,13 +88,13 @@ pub fn desired_status(
                 ),
             );
             let waiting = "the workflow is approved; this operator version vets RenderJobs but does not run them yet (see the README's project status)".to_owned();
-            set(
+            conditions.set(
                 types::SCHEDULED,
                 ConditionStatus::False,
                 REASON_RENDERING_UNAVAILABLE,
                 waiting.clone(),
             );
-            set(
+            conditions.set(
                 types::READY,
                 ConditionStatus::False,
                 REASON_RENDERING_UNAVAILABLE,

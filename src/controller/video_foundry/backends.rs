@@ -19,7 +19,7 @@ use crate::crd::conditions::types::{DATABASE_READY, SECRETS_READY, STORAGE_READY
 use crate::postgres::{self, FoundryDatabase, ProvisionReport};
 use crate::secrets::database::{CredentialTtl, DatabaseConnection, ensure_database_engine};
 use crate::secrets::database_rotation::{
-    PASSWORD, ensure_database_password, password_candidates, reconcile_database_password,
+    PASSWORD, ensure_database_password, password_candidates, reconcile_stored_password,
 };
 use crate::secrets::kv::SecretFields;
 use crate::secrets::plan::{LoginPlan, SecretsPlan, plan, secrets_step};
@@ -62,14 +62,10 @@ pub async fn storage_step(reader: &SecretReader, foundry: &VideoFoundry) -> Step
     };
     let secret = &foundry.spec.storage.credentials_secret_ref.name;
     let credentials = async {
-        let key_id = reader.value(secret, ACCESS_KEY_ID_KEY).await?;
-        let secret_key = reader.value(secret, SECRET_ACCESS_KEY_KEY).await?;
-        let ca = match reader.bytes(secret, STORAGE_CA_KEY).await {
-            Ok(pem) => Some(pem),
-            Err(CredentialError::KeyMissing { .. }) => None,
-            Err(other) => return Err(other),
-        };
-        Ok((key_id, secret_key, ca))
+        let data = reader.secret(secret).await?;
+        let key_id = data.value(ACCESS_KEY_ID_KEY)?;
+        let secret_key = data.value(SECRET_ACCESS_KEY_KEY)?;
+        Ok::<_, CredentialError>((key_id, secret_key, data.optional_bytes(STORAGE_CA_KEY)))
     };
     let (key_id, secret_key, ca) = match credentials.await {
         Ok(found) => found,
@@ -246,7 +242,7 @@ async fn vault_steps(
         let password = ensure_database_password(&session, layout, now).await?;
         Ok::<_, SecretsError>((jwt, password))
     };
-    let (_jwt, stored) = match secrets.await {
+    let (jwt, stored) = match secrets.await {
         Ok(found) => found,
         Err(error) => {
             result.database.message = format!("Vault: {error}");
@@ -291,7 +287,7 @@ async fn vault_steps(
         if let Err(error) = engine.await {
             result.secrets = secrets_step(&Err(error));
         }
-        let rotated = reconcile_database_password(
+        let rotated = reconcile_stored_password(
             &session,
             &admin,
             layout,
@@ -299,6 +295,7 @@ async fn vault_steps(
             &policy,
             request.as_deref(),
             now,
+            stored,
         )
         .await;
         if let Err(error) = rotated {
@@ -306,17 +303,8 @@ async fn vault_steps(
         }
     }
     admin.close().await;
-    if let Ok(Some(latest)) = crate::secrets::kv::read_latest(
-        &session,
-        &layout.kv_mount,
-        &layout.path(&SecretKey::Jwt).unwrap_or_default(),
-    )
-    .await
-    {
-        let (last, next) = crate::secrets::rotation::status_times(&latest.fields, policy.period);
-        result.last_rotation = last;
-        result.next_rotation = next;
-    }
+    // The JWT secret and the password rotate together, so the JWT's outcome dates both.
+    (result.last_rotation, result.next_rotation) = jwt.status_times(policy.period);
     result
 }
 

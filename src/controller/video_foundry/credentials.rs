@@ -80,20 +80,8 @@ impl SecretReader {
         }
     }
 
-    /// The value of `key` in Secret `name`.
-    pub async fn value(&self, name: &str, key: &str) -> Result<SecretString, CredentialError> {
-        let bytes = self.bytes(name, key).await?;
-        String::from_utf8(bytes)
-            .map(SecretString::from)
-            .map_err(|_| CredentialError::NotText {
-                namespace: self.namespace.clone(),
-                name: name.to_owned(),
-                key: key.to_owned(),
-            })
-    }
-
-    /// The value of `key` in Secret `name` as bytes (a CA certificate, say).
-    pub async fn bytes(&self, name: &str, key: &str) -> Result<Vec<u8>, CredentialError> {
+    /// Reads Secret `name` once; take its keys from the result.
+    pub async fn secret(&self, name: &str) -> Result<SecretData, CredentialError> {
         let secret = self
             .api
             .get_opt(name)
@@ -107,22 +95,56 @@ impl SecretReader {
                 namespace: self.namespace.clone(),
                 name: name.to_owned(),
             })?;
-        let from_data = secret
-            .data
-            .and_then(|mut data| data.remove(key))
-            .map(|value| value.0);
-        let from_string_data = || {
-            secret
-                .string_data
-                .and_then(|mut data| data.remove(key))
-                .map(String::into_bytes)
-        };
-        from_data
-            .or_else(from_string_data)
-            .ok_or_else(|| CredentialError::KeyMissing {
+        Ok(SecretData {
+            namespace: self.namespace.clone(),
+            name: name.to_owned(),
+            // `stringData` is write-only: the API server folds it into `data`.
+            data: secret.data.unwrap_or_default(),
+        })
+    }
+
+    /// The value of `key` in Secret `name` (one read).
+    pub async fn value(&self, name: &str, key: &str) -> Result<SecretString, CredentialError> {
+        self.secret(name).await?.value(key)
+    }
+
+    /// The value of `key` in Secret `name` as bytes (a CA certificate, say).
+    pub async fn bytes(&self, name: &str, key: &str) -> Result<Vec<u8>, CredentialError> {
+        self.secret(name).await?.bytes(key)
+    }
+}
+
+/// The data of one Secret, read once. `Debug` is deliberately not derived: it holds values.
+pub struct SecretData {
+    namespace: String,
+    name: String,
+    data: std::collections::BTreeMap<String, k8s_openapi::ByteString>,
+}
+
+impl SecretData {
+    /// The value of `key` as text.
+    pub fn value(&self, key: &str) -> Result<SecretString, CredentialError> {
+        String::from_utf8(self.bytes(key)?)
+            .map(SecretString::from)
+            .map_err(|_| CredentialError::NotText {
                 namespace: self.namespace.clone(),
-                name: name.to_owned(),
+                name: self.name.clone(),
                 key: key.to_owned(),
             })
+    }
+
+    /// The value of `key` as bytes.
+    pub fn bytes(&self, key: &str) -> Result<Vec<u8>, CredentialError> {
+        self.optional_bytes(key)
+            .ok_or_else(|| CredentialError::KeyMissing {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                key: key.to_owned(),
+            })
+    }
+
+    /// The value of an optional `key` as bytes.
+    pub fn optional_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        self.data.get(key).map(|value| value.0.clone())
     }
 }

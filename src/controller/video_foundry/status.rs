@@ -4,7 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::controller::events::{PlannedEvent, condition_changes};
-use crate::crd::conditions::{ConditionStatus, set_condition, types};
+use crate::crd::conditions::{ConditionStatus, ConditionUpdate, types};
 use crate::crd::video_foundry::{EffectiveSecurity, VideoFoundryStatus};
 use crate::security_profile::ProfileError;
 
@@ -74,21 +74,15 @@ pub fn desired_status(
 ) -> VideoFoundryStatus {
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
-    let mut set = |type_: &str, condition: ConditionStatus, reason: &str, message: String| {
-        set_condition(
-            &mut status.conditions,
-            type_,
-            condition,
-            reason,
-            message,
-            generation,
-            now.clone(),
-        );
+    let mut conditions = ConditionUpdate {
+        conditions: &mut status.conditions,
+        generation,
+        now,
     };
     match security {
         Ok(effective) => {
             if effective.relaxations.is_empty() {
-                set(
+                conditions.set(
                     types::SECURITY_RELAXED,
                     ConditionStatus::False,
                     REASON_NOT_RELAXED,
@@ -98,7 +92,7 @@ pub fn desired_status(
                     ),
                 );
             } else {
-                set(
+                conditions.set(
                     types::SECURITY_RELAXED,
                     ConditionStatus::True,
                     REASON_RELAXED,
@@ -106,7 +100,7 @@ pub fn desired_status(
                 );
             }
         }
-        Err(error) => set(
+        Err(error) => conditions.set(
             types::SECURITY_RELAXED,
             ConditionStatus::Unknown,
             REASON_INVALID,
@@ -114,7 +108,7 @@ pub fn desired_status(
         ),
     }
     for step in steps {
-        set(
+        conditions.set(
             step.condition,
             ConditionStatus::from_bool(step.ready),
             &step.reason,
@@ -140,7 +134,7 @@ pub fn desired_status(
             ),
         },
     };
-    set(
+    conditions.set(
         types::READY,
         ConditionStatus::from_bool(ready),
         &reason,
