@@ -91,6 +91,15 @@ pub const DURATION_PATTERN: &str = "^([0-9]{1,6}(h|m|s|ms))+$";
 /// Regex of a full 40-hex git commit SHA.
 pub const COMMIT_PATTERN: &str = "^[0-9a-f]{40}$";
 
+/// Lowercase hex SHA-256 of `namespace/name`: the stable, collision-free part of every name the
+/// operator derives for a foundry outside Kubernetes (database roles, bucket policy ids).
+pub fn foundry_digest(namespace: &str, name: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(
+        format!("{namespace}/{name}").as_bytes(),
+    ))
+}
+
 /// Test helpers shared by the unit tests of several modules.
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -1,7 +1,5 @@
 //! Deterministic, collision-safe identifiers for a foundry's schema and roles.
 
-use sha2::{Digest, Sha256};
-
 use super::Error;
 
 /// PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1).
@@ -53,8 +51,8 @@ impl FoundryDatabase {
     pub fn for_foundry(namespace: &str, name: &str) -> Result<Self, Error> {
         validate_kubernetes_name("namespace", namespace)?;
         validate_kubernetes_name("name", name)?;
-        let digest = Sha256::digest(format!("{namespace}/{name}").as_bytes());
-        let hash = &hex::encode(digest)[..HASH_CHARS];
+        let digest = crate::crd::foundry_digest(namespace, name);
+        let hash = &digest[..HASH_CHARS];
         let readable_budget =
             MAX_IDENTIFIER_BYTES - LONGEST_ROLE_SUFFIX.len() - "vf_".len() - "_".len() - HASH_CHARS;
         let mut readable = format!("{}_{}", sanitise(namespace), sanitise(name));

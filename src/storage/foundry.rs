@@ -1,7 +1,5 @@
 //! What a foundry's storage should look like, derived from its spec (no I/O).
 
-use sha2::{Digest, Sha256};
-
 use super::keys::{self, KeyError};
 use crate::crd::video_foundry::{EncryptionMode, ExecutionMode, VideoFoundrySpec};
 
@@ -54,8 +52,7 @@ pub struct FoundryStorage {
 /// The foundry id of `namespace/name`: `vf` and 16 hex digits of its SHA-256 (a valid policy
 /// `Sid` fragment, stable across restarts, distinct per foundry).
 pub fn foundry_id(namespace: &str, name: &str) -> String {
-    let digest = Sha256::digest(format!("{namespace}/{name}").as_bytes());
-    format!("vf{}", &hex::encode(digest)[..16])
+    format!("vf{}", &crate::crd::foundry_digest(namespace, name)[..16])
 }
 
 impl FoundryStorage {
