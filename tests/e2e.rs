@@ -1,5 +1,6 @@
-//! End-to-end against a real cluster: set `VF_E2E=1` and point `KUBECONFIG` at a disposable
-//! cluster (kind, k3d, a staging cluster). Skipped without them. It installs the CRDs with
+//! End-to-end against a real cluster: the test control plane of `scripts/services/kubernetes.sh`
+//! (`VF_TEST_KUBECONFIG`, as CI runs it), or your own disposable cluster with `VF_E2E=1` and
+//! `KUBECONFIG` (kind, k3d, a staging cluster). Skipped without either. It installs the CRDs with
 //! server-side apply, applies every example, runs the operator binary and waits for the
 //! ApprovedNodeList controller to report `Ready` (and `Ready=False` with an Event for a bad list),
 //! then for the RenderJob controller to reject a hostile workflow and approve the example's.
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Discovery};
 use kube::runtime::wait::{await_condition, conditions};
@@ -20,19 +21,7 @@ use serde_json::json;
 use videofoundry::crd::render_job::{RenderPhase, VettingVerdict};
 use videofoundry::crd::{self, ApprovedNodeList, RenderJob};
 
-const NAMESPACE: &str = "videofoundry-e2e";
-
-async fn cluster() -> Option<Client> {
-    if std::env::var_os("VF_E2E").is_none() {
-        eprintln!("skipping e2e: set VF_E2E=1 and KUBECONFIG to a disposable cluster to run it");
-        return None;
-    }
-    Some(
-        Client::try_default()
-            .await
-            .expect("VF_E2E is set but no cluster is reachable"),
-    )
-}
+mod common;
 
 async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -57,6 +46,11 @@ async fn install_crds(client: &Client) {
 
 fn operator() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_videofoundry-operator"));
+    if let Ok(path) = std::env::var("VF_TEST_KUBECONFIG") {
+        if std::env::var_os("VF_E2E").is_none() {
+            command.env("KUBECONFIG", path);
+        }
+    }
     command
         .kill_on_drop(true)
         .stdout(Stdio::null())
@@ -66,7 +60,7 @@ fn operator() -> tokio::process::Command {
 
 #[tokio::test]
 async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
-    let Some(client) = cluster().await else {
+    let Some(client) = common::cluster::client().await else {
         return;
     };
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -92,13 +86,8 @@ async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
     }
 
     install_crds(&client).await;
+    let namespace = common::cluster::namespace(&client, "e2e").await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let _ = namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap(),
-        )
-        .await;
 
     // Every example is accepted by the real API server (schema, CEL) in our namespace.
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
@@ -107,13 +96,13 @@ async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let mut object: DynamicObject = serde::Deserialize::deserialize(doc).unwrap();
-            object.metadata.namespace = Some(NAMESPACE.to_owned());
+            object.metadata.namespace = Some(namespace.as_str().to_owned());
             let types = object.types.clone().unwrap();
             let gvk = GroupVersionKind::try_from(&types).unwrap();
             let (resource, _) = discovery.resolve_gvk(&gvk).unwrap();
             let api: Api<DynamicObject> = Api::namespaced_with(
                 client.clone(),
-                NAMESPACE,
+                namespace.as_str(),
                 &ApiResource::from_gvk_with_plural(&gvk, &resource.plural),
             );
             let name = object.metadata.name.clone().unwrap();
@@ -127,10 +116,10 @@ async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
         }
     }
 
-    let lists: Api<ApprovedNodeList> = Api::namespaced(client.clone(), NAMESPACE);
+    let lists: Api<ApprovedNodeList> = Api::namespaced(client.clone(), namespace.as_str());
     let bad: ApprovedNodeList = serde_json::from_value(json!({
         "apiVersion": "videofoundry.dev/v1alpha1", "kind": "ApprovedNodeList",
-        "metadata": {"name": "bad-pins", "namespace": NAMESPACE},
+        "metadata": {"name": "bad-pins", "namespace": namespace.as_str()},
         "spec": {"nodes": [{"classType": "X", "repository": "github.com/a/b", "commit": "main"}]}
     }))
     .unwrap();
@@ -144,7 +133,7 @@ async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
         .unwrap();
 
     let config = std::env::temp_dir().join("videofoundry-e2e-operator.yaml");
-    std::fs::write(&config, format!("httpAddress: 127.0.0.1:0\nwatchNamespace: {NAMESPACE}\nleaderElection: {{enabled: true, leaseNamespace: {NAMESPACE}}}\n")).unwrap();
+    std::fs::write(&config, format!("httpAddress: 127.0.0.1:0\nwatchNamespace: {namespace}\nleaderElection: {{enabled: true, leaseNamespace: {namespace}}}\n")).unwrap();
     let mut running = operator()
         .args(["run", "--config", config.to_str().unwrap()])
         .spawn()
@@ -188,10 +177,10 @@ async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
 
     // RenderJobs are vetted by the running operator: a hostile workflow is Rejected for good,
     // the example's benign one is Vetted against the example ApprovedNodeList.
-    let renders: Api<RenderJob> = Api::namespaced(client.clone(), NAMESPACE);
+    let renders: Api<RenderJob> = Api::namespaced(client.clone(), namespace.as_str());
     let hostile: RenderJob = serde_json::from_value(json!({
         "apiVersion": "videofoundry.dev/v1alpha1", "kind": "RenderJob",
-        "metadata": {"name": "hostile-1", "namespace": NAMESPACE},
+        "metadata": {"name": "hostile-1", "namespace": namespace.as_str()},
         "spec": {"foundryRef": {"name": "studio"}, "userId": "7f1c0e1a-3b2d-4c5e-8f90-a1b2c3d4e5f6",
                  "workflow": {"inline": r#"{"1": {"class_type": "EvilRemoteShell", "inputs": {"url": "https://attacker.example/x"}}}"#}}
     }))
@@ -239,5 +228,7 @@ async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
 
     running.start_kill().unwrap();
     let _ = running.wait().await;
-    let _ = namespaces.delete(NAMESPACE, &DeleteParams::default()).await;
+    let _ = namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await;
 }

@@ -58,6 +58,21 @@ pub struct RenderJobSpec {
     #[schemars(length(max = 256), inner(length(min = 1, max = 1024)))]
     pub inputs: Vec<String>,
 
+    /// File names (relative paths such as `video.mp4` or `frames/0001.png`) the worker may
+    /// upload under the render's output prefix (each segment starts with a letter, digit or `_`,
+    /// so `.` and `..` cannot appear), one presigned upload URL each. When unset the
+    /// render gets the 16 generic slots `output-01` … `output-16`
+    /// ([`DEFAULT_OUTPUT_SLOTS`]); the worker fills them in the order ComfyUI reports its files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(
+            length(min = 1, max = 255),
+            regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
+        )
+    )]
+    pub outputs: Vec<String>,
+
     /// Compute the render asks for. Defaults come from the foundry's `workers.resources`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<RenderResources>,
@@ -78,6 +93,32 @@ pub struct RenderJobSpec {
     #[schemars(regex(pattern = "^([0-9]{1,6}(h|m|s|ms))+$"))]
     pub ttl_after_finished: Option<String>,
 }
+
+/// Number of generic output slots a render that declares no `spec.outputs` gets.
+pub const DEFAULT_OUTPUT_SLOTS: usize = 16;
+
+/// The output names of a render: its declared `spec.outputs`, else `output-01` … `output-16`.
+pub fn output_names(spec: &RenderJobSpec) -> Vec<String> {
+    if spec.outputs.is_empty() {
+        (1..=DEFAULT_OUTPUT_SLOTS)
+            .map(|slot| format!("output-{slot:02}"))
+            .collect()
+    } else {
+        spec.outputs.clone()
+    }
+}
+
+/// Annotation that cancels a queued or running render (any value; the spec is immutable, so
+/// cancelling is an annotation): `kubectl annotate rj NAME videofoundry.dev/cancel=true`.
+pub const CANCEL_ANNOTATION: &str = "videofoundry.dev/cancel";
+
+/// Annotation that lets a RenderJob being deleted go without recording its deletion in the
+/// foundry's database (for an admin who accepts that the record stays stale when the database
+/// is gone for good).
+pub const SKIP_RECORD_ANNOTATION: &str = "videofoundry.dev/skip-database-record";
+
+/// Finalizer that records a render's deletion in the database before the object goes.
+pub const FINALIZER: &str = "renderjobs.videofoundry.dev/cleanup";
 
 /// Where the workflow comes from: exactly one of `inline` and `configMapRef`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -171,6 +212,21 @@ pub struct VettingStatus {
     pub checked_nodes: u32,
     /// SHA-256 of the workflow bytes that were vetted.
     pub workflow_sha256: String,
+    /// Models the workflow uses that an ApprovedNodeList pins by SHA-256: the worker verifies
+    /// each before ComfyUI may load it (at most 256 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub model_pins: Vec<ModelPinStatus>,
+}
+
+/// A model pinned by digest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPinStatus {
+    /// The model as the workflow names it.
+    pub identifier: String,
+    /// Its lowercase hex SHA-256.
+    pub sha256: String,
 }
 
 /// The effective policy a workflow was checked against: the foundry and its lists, each at the

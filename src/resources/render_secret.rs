@@ -22,6 +22,9 @@ pub const WORKFLOW_FILE: &str = "workflow.json";
 pub const PLAN_FILE: &str = "plan.json";
 /// File holding the presigned URLs ([`StorageGrant`]).
 pub const STORAGE_FILE: &str = "storage.json";
+/// Annotation on the Secret: when its URLs stop working (RFC 3339), so a re-run can tell
+/// whether a Secret left by an interrupted admission is still usable.
+pub const EXPIRES_AT_ANNOTATION: &str = "videofoundry.dev/urls-expire-at";
 
 /// A presigned URL. Its query string is a bearer credential, so `Debug` and `Display` show only
 /// scheme, host and path; [`PresignedUrl::expose`] gives the full URL to the one place that
@@ -71,6 +74,10 @@ pub struct PresignedObject {
     pub key: String,
     /// GET (inputs) or PUT (outputs) URL.
     pub url: PresignedUrl,
+    /// Headers signed into the URL that the request must carry exactly (e.g. the SSE-KMS
+    /// headers of an upload); empty for most URLs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// The storage access of one render (DESIGN.md §4.4): presigned URLs scoped to the user's
@@ -139,6 +146,10 @@ pub fn build_render_secret(
                 &foundry.name_any(),
                 &render.name_any(),
             )),
+            annotations: Some(BTreeMap::from([(
+                EXPIRES_AT_ANNOTATION.to_owned(),
+                grant.expires_at.clone(),
+            )])),
             owner_references: Some(vec![controller_owner_ref(render, "RenderJob")?]),
             ..ObjectMeta::default()
         },
@@ -211,6 +222,7 @@ mod tests {
         let object = PresignedObject {
             key: "users/u/in.png".to_owned(),
             url,
+            headers: BTreeMap::new(),
         };
         assert!(!format!("{object:?}").contains("deadbeef"));
     }

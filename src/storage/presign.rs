@@ -264,3 +264,41 @@ fn to_request(
         key,
     }
 }
+
+impl S3Storage {
+    /// Keys under `prefix` (a render's output prefix), at most `limit`, in key order, relative
+    /// to the foundry prefix `strip`. One ListObjectsV2 page per 1,000 keys.
+    pub async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        strip: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| self.classify("ListObjectsV2", e).error)?;
+            for object in page.contents() {
+                if keys.len() >= limit {
+                    return Ok(keys);
+                }
+                if let Some(key) = object.key() {
+                    keys.push(key.strip_prefix(strip).unwrap_or(key).to_owned());
+                }
+            }
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+}

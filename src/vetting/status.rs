@@ -1,10 +1,12 @@
 //! Fills `RenderJob.status.vetting` from a report.
 
 use super::report::Report;
-use crate::crd::render_job::{VettingPolicyRef, VettingStatus};
+use crate::crd::render_job::{ModelPinStatus, VettingPolicyRef, VettingStatus};
 
 /// Most violations listed in status; `violationCount` carries the total.
 pub const MAX_LISTED_VIOLATIONS: usize = 100;
+/// Most model pins listed in status (the schema's bound).
+pub const MAX_LISTED_PINS: usize = 256;
 
 /// The `status.vetting` block for `report`, checked against `policy`. The first 100 violations
 /// (in the report's stable order) are listed.
@@ -21,6 +23,19 @@ pub fn vetting_status(report: &Report, policy: VettingPolicyRef) -> VettingStatu
         violation_count: u32::try_from(report.violations.len()).unwrap_or(u32::MAX),
         checked_nodes: report.checked_nodes,
         workflow_sha256: report.workflow_sha256.clone(),
+        // The worker verifies these before ComfyUI may load them.
+        model_pins: report
+            .resources
+            .models
+            .iter()
+            .filter_map(|(identifier, used)| {
+                used.sha256.as_ref().map(|sha256| ModelPinStatus {
+                    identifier: identifier.clone(),
+                    sha256: sha256.clone(),
+                })
+            })
+            .take(MAX_LISTED_PINS)
+            .collect(),
     }
 }
 

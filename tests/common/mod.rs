@@ -1,6 +1,8 @@
 //! Shared test helpers.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod kubelet_stand_in;
 pub mod mock_api;
 pub mod structural;
 

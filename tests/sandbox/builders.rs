@@ -289,6 +289,7 @@ fn urls_for_another_users_objects_are_refused_without_printing_them() {
     grant.inputs.push(PresignedObject {
         key: "users/00000000-0000-4000-8000-000000000000/secret.png".to_owned(),
         url: PresignedUrl::new("https://rgw/b/k?X-Amz-Signature=topsecret"),
+        headers: Default::default(),
     });
     let error = build_render_objects(&foundry, &render, &fixtures::plan_for(&render), &grant)
         .err()

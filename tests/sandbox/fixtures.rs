@@ -85,11 +85,13 @@ pub fn grant_for(render: &RenderJob) -> StorageGrant {
             .map(|key| PresignedObject {
                 key: key.clone(),
                 url: url(key, "get"),
+                headers: Default::default(),
             })
             .collect(),
         outputs: vec![PresignedObject {
             url: url(&output_key, "put"),
             key: output_key,
+            headers: Default::default(),
         }],
         output_prefix,
         expires_at: "2025-01-13T01:00:00Z".to_owned(),

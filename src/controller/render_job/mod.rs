@@ -1,216 +1,608 @@
-//! The RenderJob controller, vetting stage: reads the workflow (inline or from a ConfigMap) and
-//! the foundry's ApprovedNodeLists, vets it (fail closed), and publishes `status.vetting`,
-//! `Vetted` and the phase. A rejected render is final: it never becomes a Job. Running approved
-//! renders (record, presign, Secret and Job) is not part of this version.
+//! The RenderJob controller: a render's whole life.
+//!
+//! 1. **Vet** the workflow against the foundry's ApprovedNodeLists (fail closed). A rejection is
+//!    final once it is in the audit log.
+//! 2. **Admit** an approved render while its foundry is Ready: record it in Postgres under the
+//!    user's identity, take a concurrency slot, presign its storage, create its Secret, then its
+//!    gVisor Job ([`admit`]).
+//! 3. **Follow** the Job: `Queued` → `Running` → `Succeeded` / `Failed`, each transition recorded
+//!    in the database (with an audit row) before it shows in status; outputs listed on success.
+//! 4. **Cancel** on the `videofoundry.dev/cancel` annotation; on deletion a finalizer records it.
+//!
+//! A final render costs no request. Every write is idempotent (deterministic names, server-side
+//! apply, guarded SQL), so a reconcile interrupted anywhere converges when it runs again.
 
+pub mod access;
+pub mod admit;
+pub mod cache;
+mod finalizer;
+pub mod follow;
+pub mod ledger;
+pub mod slots;
 pub mod status;
+pub mod vet;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use futures::StreamExt as _;
+use futures::channel::mpsc;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ListParams, PropagationPolicy};
+use kube::core::PartialObjectMeta;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Api, Resource, ResourceExt};
 use tokio::sync::watch;
 
-use self::status::VettingOutcome;
-use super::{
-    Context, Error, identify, object_key, observed, retry_after_error, run_controller, write_status,
+use self::admit::Admitted;
+use self::follow::Observation;
+use self::ledger::Transition;
+use self::status::{StatusChange, VettingOutcome};
+use super::{Context, Error, identify, object_key, observed, retry_after_error, write_status};
+use crate::crd::render_job::{
+    CANCEL_ANNOTATION, RenderJobStatus, RenderPhase, SKIP_RECORD_ANNOTATION, VettingStatus,
+    VettingVerdict,
 };
-use crate::crd::{ApprovedNodeList, RenderJob, VideoFoundry};
-use crate::security_profile;
-use crate::vetting::{self, CoreNodes, Policy};
+use crate::crd::{RenderJob, VideoFoundry};
+use crate::resources::labels;
 
 const CONTROLLER: &str = "renderjob";
 /// The Event action of this controller.
-const ACTION: &str = "Vet";
+const ACTION: &str = "Render";
+/// Most output keys listed in status (the schema's bound).
+const MAX_OUTPUTS: usize = 1000;
 
-/// Runs the controller until `stop` flips to true.
-pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
-    run_controller::<RenderJob, _>(ctx, stop, CONTROLLER, reconcile, error_policy).await;
+/// What every render reconcile gets: the shared context, the caches of renders (without
+/// workflow bodies) and of worker Jobs (metadata only), the per-foundry backends, the slot
+/// ledger, and a way to wake renders that wait for a slot.
+pub struct RenderContext {
+    /// Client, recorder, metrics, configuration, backoff.
+    pub base: Arc<Context>,
+    /// Every watched RenderJob, stripped of its workflow.
+    pub renders: Store<DeserializeGuard<RenderJob>>,
+    /// Worker Jobs, metadata only.
+    pub jobs: Store<PartialObjectMeta<Job>>,
+    /// Per-foundry database pool and S3 client.
+    pub access: access::AccessCache,
+    /// Concurrency slots.
+    pub slots: slots::SlotLedger,
+    wake: mpsc::UnboundedSender<ObjectRef<DeserializeGuard<RenderJob>>>,
 }
 
-/// Vets one render and writes its status when it changed.
-#[tracing::instrument(skip(guard, ctx), fields(ns, name))]
+impl RenderContext {
+    /// Reconciles the renders of `foundry` (in `namespace`) that wait for a slot.
+    fn wake_waiting(&self, namespace: &str, foundry: &str) {
+        for guard in self.renders.state() {
+            let Ok(render) = &guard.0 else { continue };
+            if render.namespace().as_deref() == Some(namespace)
+                && render.spec.foundry_ref.name == foundry
+                && slots::waits_for_slot(render)
+            {
+                let _ = self
+                    .wake
+                    .unbounded_send(ObjectRef::from_obj(guard.as_ref()));
+            }
+        }
+    }
+}
+
+/// Runs the controller until `stop` flips to true.
+pub async fn run(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    let (renders_api, jobs_api): (
+        Api<DeserializeGuard<RenderJob>>,
+        Api<PartialObjectMeta<Job>>,
+    ) = match &ctx.config.watch_namespace {
+        Some(namespace) => (
+            Api::namespaced(ctx.client.clone(), namespace),
+            Api::namespaced(ctx.client.clone(), namespace),
+        ),
+        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+    };
+    let (renders, renders_writer) = reflector::store();
+    let render_stream = reflector::reflector(
+        renders_writer,
+        watcher(renders_api, watcher::Config::default().any_semantic())
+            .map(|event| event.map(|event| event.modify(cache::strip_for_cache))),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (jobs, jobs_writer) = reflector::store();
+    let worker_jobs = watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/component={}",
+        labels::WORKER_COMPONENT
+    ));
+    let job_stream = reflector::reflector(jobs_writer, watcher(jobs_api, worker_jobs))
+        .default_backoff()
+        .touched_objects();
+    let (wake, woken) = mpsc::unbounded();
+    let rctx = Arc::new(RenderContext {
+        base: ctx,
+        renders: renders.clone(),
+        jobs,
+        access: access::AccessCache::default(),
+        slots: slots::SlotLedger::default(),
+        wake,
+    });
+    kube::runtime::Controller::for_stream(render_stream, renders)
+        .owns_stream(job_stream)
+        .reconcile_on(woken)
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+        .run(reconcile, error_policy, rctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(controller = CONTROLLER, %error, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// Moves one render along its life and writes its status when it changed.
+#[tracing::instrument(skip(guard, rctx), fields(ns, name))]
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<RenderJob>>,
-    ctx: Arc<Context>,
+    rctx: Arc<RenderContext>,
 ) -> Result<Action, Error> {
     let work = async {
         match &guard.0 {
-            Ok(render) => reconcile_render(render, object_key(CONTROLLER, &guard), &ctx).await,
+            Ok(render) => {
+                let key = object_key(CONTROLLER, &guard);
+                let action = if render.meta().deletion_timestamp.is_some() {
+                    if finalizer::is_pending(render) {
+                        let cleaned = delete_render(&rctx, render).await;
+                        finalizer::finish(&rctx, render, cleaned).await?
+                    } else {
+                        Next::Wait
+                    }
+                } else {
+                    finalizer::ensure(&rctx, render).await?;
+                    reconcile_render(render, &rctx).await?
+                };
+                if matches!(action, Next::Retry) {
+                    return Ok(Action::requeue(rctx.base.backoff.next_delay(&key)));
+                }
+                rctx.base.backoff.reset(&key);
+                Ok(Action::await_change())
+            }
             Err(invalid) => Err(Error::Unreadable(invalid.to_string())),
         }
     };
-    observed(&ctx, CONTROLLER, work).await
+    observed(&rctx.base, CONTROLLER, work).await
 }
 
-async fn reconcile_render(render: &RenderJob, key: String, ctx: &Context) -> Result<Action, Error> {
+/// What the reconcile asks for next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing until something changes (a watched object, a freed slot).
+    Wait,
+    /// Again after the per-object backoff (something may heal by itself).
+    Retry,
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+async fn reconcile_render(render: &RenderJob, rctx: &RenderContext) -> Result<Next, Error> {
     let (namespace, _) = identify(render)?;
     let generation = render.meta().generation;
-    let current = render.status.as_ref();
-    if current.is_some_and(|s| status::is_final(s, generation)) {
-        return Ok(Action::await_change());
+    let current = render.status.clone().unwrap_or_default();
+    if status::is_final(&current, generation) {
+        return Ok(Next::Wait);
     }
+    let mut next = current.clone();
+    let mut change = StatusChange {
+        status: &mut next,
+        generation,
+        now: now(),
+    };
 
-    let outcome = vet_render(&ctx.client, &namespace, render).await;
-    let now =
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
-    let desired = status::desired_status(current, generation, &outcome, now);
-    if current != Some(&desired) {
-        let events = status::events_for_change(current, &desired);
-        write_status(ctx, render, &desired, events, ACTION).await?;
-    }
-    match outcome {
-        // What vetting needs may appear any moment (GitOps applies in parallel).
-        VettingOutcome::Waiting { .. } => Ok(Action::requeue(ctx.backoff.next_delay(&key))),
-        VettingOutcome::Vetted(_) => {
-            ctx.backoff.reset(&key);
-            Ok(Action::await_change())
-        }
-    }
-}
-
-/// Gathers the workflow and the policy, then vets. Anything missing means no verdict.
-async fn vet_render(client: &Client, namespace: &str, render: &RenderJob) -> VettingOutcome {
-    let waiting =
-        |reason: &'static str, message: String| VettingOutcome::Waiting { reason, message };
-    let foundry_name = &render.spec.foundry_ref.name;
-    let foundry = match Api::<VideoFoundry>::namespaced(client.clone(), namespace)
-        .get_opt(foundry_name)
-        .await
+    // 1. Vet once: the spec is immutable, and a later policy change never re-judges a render.
+    let mut foundry = None;
+    let mut workflow = None;
+    let vetting = match current
+        .vetting
+        .clone()
+        .filter(|_| current.observed_generation == generation)
     {
-        Ok(Some(foundry)) => foundry,
-        Ok(None) => {
-            return waiting(
-                "FoundryNotFound",
-                format!("VideoFoundry {namespace}/{foundry_name} does not exist"),
-            );
-        }
-        Err(error) => {
-            return waiting(
-                "KubernetesApiError",
-                format!("reading the foundry: {error}"),
-            );
-        }
-    };
-    let security = match security_profile::resolve(&foundry.spec) {
-        Ok(security) => security,
-        Err(error) => {
-            return waiting(
-                "FoundryInvalid",
-                format!("VideoFoundry {foundry_name}: {error}"),
-            );
-        }
-    };
-    let workflow = match workflow_bytes(client, namespace, render).await {
-        Ok(workflow) => workflow,
-        Err(outcome) => return outcome,
-    };
-    let mut lists = Vec::new();
-    let api: Api<ApprovedNodeList> = Api::namespaced(client.clone(), namespace);
-    for reference in &foundry.spec.approved_node_lists {
-        match api.get_opt(&reference.name).await {
-            Ok(Some(list)) => lists.push(list),
-            Ok(None) => {
-                return waiting(
-                    "ApprovedNodeListNotFound",
-                    format!(
-                        "ApprovedNodeList {namespace}/{} named by the foundry does not exist; nothing is vetted without it",
-                        reference.name
-                    ),
-                );
-            }
-            Err(error) => {
-                return waiting(
-                    "KubernetesApiError",
-                    format!("reading ApprovedNodeLists: {error}"),
-                );
+        Some(vetting) => vetting,
+        None => {
+            let vetted = vet::vet_render(&rctx.base.client, &namespace, render).await;
+            change.vetting(&vetted.outcome);
+            match vetted.outcome {
+                VettingOutcome::Waiting { .. } => {
+                    publish(rctx, render, &current, &next).await?;
+                    return Ok(Next::Retry);
+                }
+                VettingOutcome::Vetted(vetting) => {
+                    foundry = vetted.foundry;
+                    workflow = vetted.workflow;
+                    *vetting
+                }
             }
         }
+    };
+    let foundry = match foundry {
+        Some(found) => Some(found),
+        None => {
+            Api::<VideoFoundry>::namespaced(rctx.base.client.clone(), &namespace)
+                .get_opt(&render.spec.foundry_ref.name)
+                .await?
+        }
+    };
+
+    let next_step = if vetting.verdict == VettingVerdict::Rejected {
+        record_rejection(rctx, render, &vetting, foundry.as_ref(), &mut change).await
+    } else if render.annotations().contains_key(CANCEL_ANNOTATION) {
+        cancel(rctx, render, &vetting, foundry.as_ref(), &mut change).await?
+    } else {
+        run_stage(
+            rctx,
+            render,
+            &vetting,
+            foundry.as_ref(),
+            workflow,
+            &mut change,
+        )
+        .await?
+    };
+    publish(rctx, render, &current, &next).await?;
+    if status::is_final(&next, generation) {
+        rctx.slots
+            .record(render.uid().as_deref().unwrap_or_default(), false);
+        rctx.wake_waiting(&namespace, &render.spec.foundry_ref.name);
     }
-    let named: Vec<(String, crate::crd::approved_node_list::ApprovedNodeListSpec)> = lists
-        .iter()
-        .map(|list| (list.name_any(), list.spec.clone()))
-        .collect();
-    let policy = match Policy::new(
-        &named,
-        CoreNodes::builtin(),
-        security.vetting.into(),
-        security.egress.into(),
-    ) {
-        Ok(policy) => policy,
-        Err(error) => return waiting("PolicyInvalid", error.to_string()),
-    };
-    let report = vetting::vet(&workflow, &policy);
-    let policy_ref = vetting::status::policy_ref(
-        foundry_name,
-        foundry.meta().generation,
-        security.vetting,
-        &lists,
-    );
-    VettingOutcome::Vetted(Box::new(vetting::status::vetting_status(
-        &report, policy_ref,
-    )))
+    Ok(next_step)
 }
 
-/// The workflow exactly as it will be vetted: inline, or the ConfigMap key's bytes.
-async fn workflow_bytes(
-    client: &Client,
-    namespace: &str,
+/// Writes the status (and its Events) when it differs from what the API server holds.
+async fn publish(
+    rctx: &RenderContext,
     render: &RenderJob,
-) -> Result<Vec<u8>, VettingOutcome> {
-    if let Some(inline) = &render.spec.workflow.inline {
-        return Ok(inline.as_bytes().to_vec());
+    current: &RenderJobStatus,
+    next: &RenderJobStatus,
+) -> Result<(), Error> {
+    if current == next {
+        return Ok(());
     }
-    let Some(reference) = &render.spec.workflow.config_map_ref else {
-        return Err(VettingOutcome::Waiting {
-            reason: "WorkflowMissing",
-            message: "spec.workflow sets neither inline nor configMapRef".to_owned(),
+    let events = status::events_for_change(Some(current), next);
+    write_status(&rctx.base, render, next, events, ACTION).await
+}
+
+/// A rejected render: in the audit log once, then final.
+async fn record_rejection(
+    rctx: &RenderContext,
+    render: &RenderJob,
+    vetting: &VettingStatus,
+    foundry: Option<&VideoFoundry>,
+    change: &mut StatusChange<'_>,
+) -> Next {
+    let written = async {
+        let foundry = admit::ready_foundry(foundry)?;
+        let access = rctx
+            .access
+            .get(&rctx.base.client, foundry)
+            .await
+            .map_err(|e| (e.reason, e.message))?;
+        let record = admit::record_of(render, &access, vetting, admit::execution_mode(foundry));
+        let details = serde_json::json!({
+            "namespace": record.namespace, "name": record.name, "foundry": record.foundry,
+            "workflowSha256": vetting.workflow_sha256, "violations": vetting.violation_count,
+            "rules": vetting.violations.iter().map(|v| v.rule.as_str()).collect::<std::collections::BTreeSet<_>>(),
         });
-    };
-    let missing = |what: String| VettingOutcome::Waiting {
-        reason: "WorkflowNotFound",
-        message: what,
-    };
-    let config_map = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .get_opt(&reference.name)
+        ledger::audit_once(
+            &access.pool,
+            &record,
+            ledger::audit_action(RenderPhase::Rejected),
+            details,
+            false,
+        )
         .await
-        .map_err(|error| VettingOutcome::Waiting {
-            reason: "KubernetesApiError",
-            message: format!("reading ConfigMap {}: {error}", reference.name),
-        })?
-        .ok_or_else(|| {
-            missing(format!(
-                "ConfigMap {namespace}/{} does not exist",
-                reference.name
-            ))
-        })?;
-    let text = config_map
-        .data
-        .as_ref()
-        .and_then(|data| data.get(&reference.key))
-        .map(|text| text.as_bytes().to_vec());
-    let binary = || {
-        config_map
-            .binary_data
-            .as_ref()
-            .and_then(|data| data.get(&reference.key))
-            .map(|bytes| bytes.0.clone())
+        .map_err(|e| (e.category().to_owned(), e.to_string()))
     };
-    text.or_else(binary).ok_or_else(|| {
-        missing(format!(
-            "ConfigMap {namespace}/{} has no key {:?}",
-            reference.name, reference.key
-        ))
-    })
+    match written.await {
+        Ok(()) => {
+            change.recorded(Ok(()));
+            Next::Wait
+        }
+        Err((reason, message)) => {
+            change.recorded(Err((&reason, message)));
+            Next::Retry
+        }
+    }
+}
+
+/// Admission, or following the Job once it exists.
+async fn run_stage(
+    rctx: &RenderContext,
+    render: &RenderJob,
+    vetting: &VettingStatus,
+    foundry: Option<&VideoFoundry>,
+    workflow: Option<Vec<u8>>,
+    change: &mut StatusChange<'_>,
+) -> Result<Next, Error> {
+    let namespace = render.namespace().unwrap_or_default();
+    let jobs: Api<Job> = Api::namespaced(rctx.base.client.clone(), &namespace);
+    let job_name = crate::resources::names::worker_job(&render.name_any());
+    let existing = if change.status.job_name.is_some() {
+        jobs.get_opt(&job_name).await?
+    } else {
+        None
+    };
+    let job = match existing {
+        Some(job) => job,
+        None if change.status.job_name.is_some() => {
+            // The Job went away before the render ended (deleted by hand).
+            let seen = Observation {
+                phase: RenderPhase::Failed,
+                reason: "JobDeleted",
+                message: format!(
+                    "the worker Job {job_name} was deleted before the render finished"
+                ),
+                finished_at: None,
+            };
+            return follow_job(rctx, render, vetting, foundry, &job_name, &seen, change).await;
+        }
+        None => {
+            let ready = match admit::ready_foundry(foundry) {
+                Ok(ready) => ready,
+                Err((reason, message)) => {
+                    let phase = if status::is_submitted(change.status) {
+                        RenderPhase::Queued
+                    } else {
+                        RenderPhase::Pending
+                    };
+                    change.waiting(phase, &reason, message);
+                    return Ok(Next::Retry);
+                }
+            };
+            match admit::admit(rctx, render, vetting, ready, workflow).await {
+                Admitted::Job(job) => *job,
+                Admitted::Blocked(blocked) => {
+                    match blocked.recorded {
+                        Some(Ok(())) => change.recorded(Ok(())),
+                        Some(Err((reason, message))) => change.recorded(Err((&reason, message))),
+                        None => {}
+                    }
+                    change.waiting(blocked.phase, &blocked.reason, blocked.message);
+                    return Ok(if blocked.retry {
+                        Next::Retry
+                    } else {
+                        Next::Wait
+                    });
+                }
+            }
+        }
+    };
+    change.recorded(Ok(()));
+    let pods = job_pods(rctx, &namespace, &job).await?;
+    let seen = follow::observe(&job, &pods);
+    follow_job(rctx, render, vetting, foundry, &job_name, &seen, change).await
+}
+
+/// Records a phase change in the database, then shows it in status.
+async fn follow_job(
+    rctx: &RenderContext,
+    render: &RenderJob,
+    vetting: &VettingStatus,
+    foundry: Option<&VideoFoundry>,
+    job_name: &str,
+    seen: &Observation,
+    change: &mut StatusChange<'_>,
+) -> Result<Next, Error> {
+    let prefix = admit::output_prefix(render);
+    if seen.phase != change.status.phase {
+        let Some(foundry) = foundry else {
+            change.recorded(Err((
+                "FoundryNotFound",
+                "the render's VideoFoundry does not exist; the transition cannot be recorded"
+                    .to_owned(),
+            )));
+            return Ok(Next::Retry);
+        };
+        let access = match rctx.access.get(&rctx.base.client, foundry).await {
+            Ok(access) => access,
+            Err(error) => {
+                change.recorded(Err((&error.reason, error.message)));
+                return Ok(Next::Retry);
+            }
+        };
+        let record = admit::record_of(render, &access, vetting, admit::execution_mode(foundry));
+        let transition = Transition {
+            phase: seen.phase,
+            reason: seen.reason.to_owned(),
+            message: (seen.phase == RenderPhase::Failed).then(|| seen.message.clone()),
+            output_prefix: Some(prefix.clone()),
+        };
+        if let Err(error) = ledger::transition(&access.pool, &record, &transition).await {
+            if error.is_authentication() {
+                rctx.access.forget(foundry);
+            }
+            change.recorded(Err((error.category(), error.to_string())));
+            return Ok(Next::Retry);
+        }
+        if seen.phase == RenderPhase::Succeeded {
+            let full_prefix = format!("{}{prefix}", access.storage.prefix);
+            match access
+                .s3
+                .list_keys(
+                    &access.storage.bucket,
+                    &full_prefix,
+                    &access.storage.prefix,
+                    MAX_OUTPUTS,
+                )
+                .await
+            {
+                Ok(keys) => change.status.outputs = keys,
+                Err(error) => {
+                    change.recorded(Err((
+                        error.reason(),
+                        format!("listing the outputs: {error}"),
+                    )));
+                    return Ok(Next::Retry);
+                }
+            }
+        }
+        change.recorded(Ok(()));
+    }
+    change.following(job_name, &prefix, seen);
+    Ok(Next::Wait)
+}
+
+/// The pods of a Job (for the worker's exit code and message, and evictions).
+async fn job_pods(rctx: &RenderContext, namespace: &str, job: &Job) -> Result<Vec<Pod>, Error> {
+    let pods: Api<Pod> = Api::namespaced(rctx.base.client.clone(), namespace);
+    let selector = format!("batch.kubernetes.io/job-name={}", job.name_any());
+    Ok(pods
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items)
+}
+
+/// Cancels a queued or running render: the Job goes, the database records it.
+async fn cancel(
+    rctx: &RenderContext,
+    render: &RenderJob,
+    vetting: &VettingStatus,
+    foundry: Option<&VideoFoundry>,
+    change: &mut StatusChange<'_>,
+) -> Result<Next, Error> {
+    let namespace = render.namespace().unwrap_or_default();
+    let job_name = crate::resources::names::worker_job(&render.name_any());
+    let jobs: Api<Job> = Api::namespaced(rctx.base.client.clone(), &namespace);
+    let background = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    match jobs.delete(&job_name, &background).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.is_not_found() => {}
+        Err(error) => return Err(error.into()),
+    }
+    if status::is_submitted(change.status) {
+        if let Err((reason, message)) = record_end(
+            rctx,
+            render,
+            vetting,
+            foundry,
+            RenderPhase::Cancelled,
+            "Cancelled",
+        )
+        .await
+        {
+            change.recorded(Err((&reason, message)));
+            return Ok(Next::Retry);
+        }
+        change.recorded(Ok(()));
+    }
+    change.cancelled(format!(
+        "cancelled by the {CANCEL_ANNOTATION} annotation; the worker Job was deleted"
+    ));
+    Ok(Next::Wait)
+}
+
+/// Records that a submitted render ended without its Job finishing (cancelled, deleted).
+async fn record_end(
+    rctx: &RenderContext,
+    render: &RenderJob,
+    vetting: &VettingStatus,
+    foundry: Option<&VideoFoundry>,
+    phase: RenderPhase,
+    reason: &str,
+) -> Result<(), (String, String)> {
+    let foundry = foundry.ok_or_else(|| {
+        (
+            "FoundryNotFound".to_owned(),
+            "the render's VideoFoundry does not exist".to_owned(),
+        )
+    })?;
+    let access = rctx
+        .access
+        .get(&rctx.base.client, foundry)
+        .await
+        .map_err(|e| (e.reason, e.message))?;
+    let record = admit::record_of(render, &access, vetting, admit::execution_mode(foundry));
+    let transition = Transition {
+        phase,
+        reason: reason.to_owned(),
+        message: None,
+        output_prefix: None,
+    };
+    ledger::transition(&access.pool, &record, &transition)
+        .await
+        .map_err(|e| {
+            if e.is_authentication() {
+                rctx.access.forget(foundry);
+            }
+            (e.category().to_owned(), e.to_string())
+        })
+}
+
+/// The finalizer's work: a recorded render's deletion goes into the database first (a render
+/// still running is recorded as cancelled); owner references then remove its Job and Secret.
+async fn delete_render(rctx: &RenderContext, render: &RenderJob) -> Result<(), (String, String)> {
+    let namespace = render.namespace().unwrap_or_default();
+    let uid = render.uid().unwrap_or_default();
+    let current = render.status.clone().unwrap_or_default();
+    let recorded = status::is_submitted(&current) || current.phase == RenderPhase::Rejected;
+    let skip = render.annotations().contains_key(SKIP_RECORD_ANNOTATION);
+    if recorded && !skip {
+        let vetting = current.vetting.clone().ok_or_else(|| {
+            (
+                "InvalidStatus".to_owned(),
+                "status.vetting is missing".to_owned(),
+            )
+        })?;
+        let foundry = Api::<VideoFoundry>::namespaced(rctx.base.client.clone(), &namespace)
+            .get_opt(&render.spec.foundry_ref.name)
+            .await
+            .map_err(|e| ("KubernetesApiError".to_owned(), e.to_string()))?;
+        let foundry = foundry.ok_or_else(|| {
+            (
+                "FoundryNotFound".to_owned(),
+                format!(
+                    "VideoFoundry {} is gone, so its database cannot be reached to record the deletion",
+                    render.spec.foundry_ref.name
+                ),
+            )
+        })?;
+        if status::is_submitted(&current) {
+            record_end(
+                rctx,
+                render,
+                &vetting,
+                Some(&foundry),
+                RenderPhase::Cancelled,
+                "Deleted",
+            )
+            .await?;
+        }
+        let access = rctx
+            .access
+            .get(&rctx.base.client, &foundry)
+            .await
+            .map_err(|e| (e.reason, e.message))?;
+        let record = admit::record_of(render, &access, &vetting, admit::execution_mode(&foundry));
+        let details = serde_json::json!({"namespace": record.namespace, "name": record.name, "phase": current.phase});
+        ledger::audit_once(&access.pool, &record, "render.deleted", details, true)
+            .await
+            .map_err(|e| (e.category().to_owned(), e.to_string()))?;
+    }
+    rctx.slots.forget(&uid);
+    rctx.wake_waiting(&namespace, &render.spec.foundry_ref.name);
+    Ok(())
 }
 
 /// Transient errors retry with per-object exponential backoff; permanent ones wait for an edit.
 pub fn error_policy(
     guard: Arc<DeserializeGuard<RenderJob>>,
     error: &Error,
-    ctx: Arc<Context>,
+    rctx: Arc<RenderContext>,
 ) -> Action {
-    retry_after_error(CONTROLLER, &guard, error, &ctx)
+    retry_after_error(CONTROLLER, &guard, error, &rctx.base)
 }

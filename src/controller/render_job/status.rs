@@ -1,15 +1,23 @@
-//! The RenderJob status for a vetting outcome, and the Events a change calls for. Pure.
+//! The RenderJob status at each stage of a render's life, and the Events a change calls for.
+//! Pure: the reconcile decides what happened, these functions say how status shows it.
+//!
+//! Conditions: `Vetted` (the verdict), `Recorded` (the database holds the render's current
+//! phase), `Scheduled` (the worker Job exists, or why not yet), `Complete` (the render ended)
+//! and `Ready` (it succeeded).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::follow::Observation;
 use crate::controller::events::{PlannedEvent, condition_changes};
-use crate::crd::conditions::{ConditionStatus, ConditionUpdate, types};
+use crate::crd::conditions::{ConditionStatus, ConditionUpdate, find, types};
 use crate::crd::render_job::{RenderJobStatus, RenderPhase, VettingStatus, VettingVerdict};
 
 /// Reason of `Vetted=False`: the workflow is not fully allowed.
 pub const REASON_REJECTED: &str = "WorkflowRejected";
-/// Reason of `Scheduled=False` after an approval: this version does not run renders yet.
-pub const REASON_RENDERING_UNAVAILABLE: &str = "RenderingUnavailable";
+/// Condition type: the database holds the render's current phase.
+pub const RECORDED: &str = "Recorded";
+/// Reason of a cancelled render.
+pub const REASON_CANCELLED: &str = "Cancelled";
 
 /// What the vetting stage found.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,102 +33,228 @@ pub enum VettingOutcome {
     Vetted(Box<VettingStatus>),
 }
 
-/// The status a render should have after vetting.
-pub fn desired_status(
-    current: Option<&RenderJobStatus>,
-    generation: Option<i64>,
-    outcome: &VettingOutcome,
-    now: Time,
-) -> RenderJobStatus {
-    let mut status = current.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    let mut conditions = ConditionUpdate {
-        conditions: &mut status.conditions,
-        generation,
-        now,
-    };
-    let (phase, vetting) = match outcome {
-        VettingOutcome::Waiting { reason, message } => {
-            conditions.set(
-                types::VETTED,
-                ConditionStatus::Unknown,
-                reason,
-                message.clone(),
-            );
-            conditions.set(
-                types::READY,
-                ConditionStatus::False,
-                reason,
-                message.clone(),
-            );
-            (RenderPhase::Pending, None)
+/// Writes status changes with one generation and time.
+pub struct StatusChange<'a> {
+    /// The status being built.
+    pub status: &'a mut RenderJobStatus,
+    /// The object's generation.
+    pub generation: Option<i64>,
+    /// The reconcile's time (used only where something flips).
+    pub now: Time,
+}
+
+impl StatusChange<'_> {
+    fn set(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: String) {
+        ConditionUpdate {
+            conditions: &mut self.status.conditions,
+            generation: self.generation,
+            now: self.now.clone(),
         }
-        VettingOutcome::Vetted(vetting) if vetting.verdict == VettingVerdict::Rejected => {
-            let message = rejection_summary(vetting);
-            conditions.set(
-                types::VETTED,
-                ConditionStatus::False,
-                REASON_REJECTED,
-                message.clone(),
-            );
-            conditions.set(
-                types::READY,
-                ConditionStatus::False,
-                REASON_REJECTED,
-                message,
-            );
-            (RenderPhase::Rejected, Some(vetting.as_ref().clone()))
+        .set(type_, status, reason, message);
+    }
+
+    /// The outcome of vetting.
+    pub fn vetting(&mut self, outcome: &VettingOutcome) {
+        self.status.observed_generation = self.generation;
+        match outcome {
+            VettingOutcome::Waiting { reason, message } => {
+                self.set(
+                    types::VETTED,
+                    ConditionStatus::Unknown,
+                    reason,
+                    message.clone(),
+                );
+                self.set(
+                    types::READY,
+                    ConditionStatus::False,
+                    reason,
+                    message.clone(),
+                );
+                self.status.phase = RenderPhase::Pending;
+                self.status.vetting = None;
+            }
+            VettingOutcome::Vetted(vetting) if vetting.verdict == VettingVerdict::Rejected => {
+                let message = rejection_summary(vetting);
+                self.set(
+                    types::VETTED,
+                    ConditionStatus::False,
+                    REASON_REJECTED,
+                    message.clone(),
+                );
+                self.set(
+                    types::READY,
+                    ConditionStatus::False,
+                    REASON_REJECTED,
+                    message,
+                );
+                self.status.phase = RenderPhase::Rejected;
+                self.status.vetting = Some(vetting.as_ref().clone());
+            }
+            VettingOutcome::Vetted(vetting) => {
+                let reason = match vetting.verdict {
+                    VettingVerdict::ApprovedWithWarnings => "ApprovedWithWarnings",
+                    _ => "Approved",
+                };
+                self.set(
+                    types::VETTED,
+                    ConditionStatus::True,
+                    reason,
+                    format!(
+                        "{} nodes checked against {}; {} warning(s)",
+                        vetting.checked_nodes,
+                        policy_names(vetting),
+                        vetting.violation_count
+                    ),
+                );
+                self.status.phase = RenderPhase::Pending;
+                self.status.vetting = Some(vetting.as_ref().clone());
+            }
         }
-        VettingOutcome::Vetted(vetting) => {
-            let reason = match vetting.verdict {
-                VettingVerdict::ApprovedWithWarnings => "ApprovedWithWarnings",
-                _ => "Approved",
-            };
-            conditions.set(
-                types::VETTED,
+    }
+
+    /// Whether the database holds the render's current phase.
+    pub fn recorded(&mut self, recorded: Result<(), (&str, String)>) {
+        match recorded {
+            Ok(()) => self.set(
+                RECORDED,
                 ConditionStatus::True,
-                reason,
-                format!(
-                    "{} nodes checked against {}; {} warning(s)",
-                    vetting.checked_nodes,
-                    policy_names(vetting),
-                    vetting.violation_count
-                ),
-            );
-            let waiting = "the workflow is approved; this operator version vets RenderJobs but does not run them yet (see the README's project status)".to_owned();
-            conditions.set(
-                types::SCHEDULED,
-                ConditionStatus::False,
-                REASON_RENDERING_UNAVAILABLE,
-                waiting.clone(),
-            );
-            conditions.set(
-                types::READY,
-                ConditionStatus::False,
-                REASON_RENDERING_UNAVAILABLE,
-                waiting,
-            );
-            (RenderPhase::Pending, Some(vetting.as_ref().clone()))
+                "Recorded",
+                "the render and its audit trail are in the foundry's database".to_owned(),
+            ),
+            Err((reason, message)) => self.set(RECORDED, ConditionStatus::False, reason, message),
         }
-    };
-    status.phase = phase;
-    status.vetting = vetting;
-    status
+    }
+
+    /// The render cannot get its Job yet (foundry not ready, user unknown, no slot, ...).
+    pub fn waiting(&mut self, phase: RenderPhase, reason: &str, message: String) {
+        self.status.phase = phase;
+        self.set(
+            types::SCHEDULED,
+            ConditionStatus::False,
+            reason,
+            message.clone(),
+        );
+        self.set(types::READY, ConditionStatus::False, reason, message);
+    }
+
+    /// The worker Job exists; `seen` says what it is doing.
+    pub fn following(&mut self, job_name: &str, output_prefix: &str, seen: &Observation) {
+        self.status.job_name = Some(job_name.to_owned());
+        self.status.output_prefix = Some(output_prefix.to_owned());
+        self.status.phase = seen.phase;
+        self.set(
+            types::SCHEDULED,
+            ConditionStatus::True,
+            "JobCreated",
+            format!("worker Job {job_name} exists"),
+        );
+        match seen.phase {
+            RenderPhase::Succeeded => {
+                self.set(
+                    types::COMPLETE,
+                    ConditionStatus::True,
+                    seen.reason,
+                    seen.message.clone(),
+                );
+                self.set(
+                    types::READY,
+                    ConditionStatus::True,
+                    seen.reason,
+                    format!(
+                        "{} output(s) under {output_prefix}",
+                        self.status.outputs.len()
+                    ),
+                );
+                self.finished(seen.finished_at.clone());
+            }
+            RenderPhase::Failed => {
+                self.set(
+                    types::COMPLETE,
+                    ConditionStatus::True,
+                    seen.reason,
+                    seen.message.clone(),
+                );
+                self.set(
+                    types::READY,
+                    ConditionStatus::False,
+                    seen.reason,
+                    seen.message.clone(),
+                );
+                self.finished(seen.finished_at.clone());
+            }
+            _ => {
+                if seen.phase == RenderPhase::Running && self.status.started_at.is_none() {
+                    self.status.started_at = Some(self.now.clone());
+                }
+                self.set(
+                    types::COMPLETE,
+                    ConditionStatus::False,
+                    seen.reason,
+                    seen.message.clone(),
+                );
+                self.set(
+                    types::READY,
+                    ConditionStatus::False,
+                    seen.reason,
+                    seen.message.clone(),
+                );
+            }
+        }
+    }
+
+    /// The render was cancelled (annotation or deletion).
+    pub fn cancelled(&mut self, message: String) {
+        self.status.phase = RenderPhase::Cancelled;
+        self.set(
+            types::COMPLETE,
+            ConditionStatus::True,
+            REASON_CANCELLED,
+            message.clone(),
+        );
+        self.set(
+            types::READY,
+            ConditionStatus::False,
+            REASON_CANCELLED,
+            message,
+        );
+        self.finished(None);
+    }
+
+    fn finished(&mut self, at: Option<Time>) {
+        if self.status.finished_at.is_none() {
+            self.status.finished_at = Some(at.unwrap_or_else(|| self.now.clone()));
+        }
+    }
 }
 
-/// Whether vetting has decided for good: a rejection is final (the spec is immutable).
+/// Whether the render has ended for good: nothing about it will change again (the spec is
+/// immutable), so it costs no request. A rejection is final once it is recorded.
 pub fn is_final(status: &RenderJobStatus, generation: Option<i64>) -> bool {
-    status.observed_generation == generation
-        && matches!(
-            status.phase,
-            RenderPhase::Rejected
-                | RenderPhase::Succeeded
-                | RenderPhase::Failed
-                | RenderPhase::Cancelled
-        )
+    if status.observed_generation != generation {
+        return false;
+    }
+    match status.phase {
+        RenderPhase::Succeeded | RenderPhase::Failed | RenderPhase::Cancelled => true,
+        RenderPhase::Rejected => {
+            find(&status.conditions, RECORDED).is_some_and(|c| c.status == "True")
+        }
+        _ => false,
+    }
 }
 
-/// Events for the change: Warnings for a rejection or a vetting that cannot run.
+/// Whether the database holds a `render_jobs` row for the render (it was submitted).
+pub fn is_submitted(status: &RenderJobStatus) -> bool {
+    matches!(
+        status.phase,
+        RenderPhase::Queued
+            | RenderPhase::Running
+            | RenderPhase::Succeeded
+            | RenderPhase::Failed
+            | RenderPhase::Cancelled
+    )
+}
+
+/// Events for the change: Warnings for conditions that turned bad, Normal ones otherwise.
 pub fn events_for_change(
     previous: Option<&RenderJobStatus>,
     next: &RenderJobStatus,
@@ -128,12 +262,11 @@ pub fn events_for_change(
     let before = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    condition_changes(before, &next.conditions, |type_| {
-        if type_ == types::VETTED {
-            "False"
-        } else {
-            "Unknown"
-        }
+    let failed = next.phase == RenderPhase::Failed;
+    condition_changes(before, &next.conditions, |type_| match type_ {
+        types::VETTED | types::SCHEDULED | RECORDED => "False",
+        types::COMPLETE if failed => "True",
+        _ => "Unknown",
     })
 }
 
@@ -165,4 +298,91 @@ fn rejection_summary(vetting: &VettingStatus) -> String {
         policy_names(vetting),
         first.join("; ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap())
+    }
+
+    fn observation(phase: RenderPhase, reason: &'static str) -> Observation {
+        Observation {
+            phase,
+            reason,
+            message: "m".to_owned(),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn a_render_moves_through_its_phases_and_ends_final() {
+        let mut status = RenderJobStatus::default();
+        let mut change = StatusChange {
+            status: &mut status,
+            generation: Some(1),
+            now: now(),
+        };
+        change.waiting(RenderPhase::Queued, "ConcurrencyLimit", "wait".into());
+        assert!(is_submitted(change.status));
+        change.following(
+            "r-render",
+            "users/u/renders/r/",
+            &observation(RenderPhase::Running, "WorkerRunning"),
+        );
+        assert_eq!(change.status.started_at, Some(now()));
+        assert!(!is_final(change.status, Some(1)));
+        change.following(
+            "r-render",
+            "users/u/renders/r/",
+            &observation(RenderPhase::Failed, "RetriesExhausted"),
+        );
+        assert!(is_final(&status, Some(1)));
+        let complete = find(&status.conditions, types::COMPLETE).unwrap();
+        assert_eq!(
+            (complete.status.as_str(), complete.reason.as_str()),
+            ("True", "RetriesExhausted")
+        );
+        assert!(status.finished_at.is_some());
+    }
+
+    #[test]
+    fn a_rejection_is_final_only_once_recorded() {
+        let mut status = RenderJobStatus {
+            phase: RenderPhase::Rejected,
+            observed_generation: Some(1),
+            ..RenderJobStatus::default()
+        };
+        assert!(!is_final(&status, Some(1)));
+        StatusChange {
+            status: &mut status,
+            generation: Some(1),
+            now: now(),
+        }
+        .recorded(Ok(()));
+        assert!(is_final(&status, Some(1)));
+    }
+
+    #[test]
+    fn a_failed_render_gets_a_warning_event() {
+        let mut status = RenderJobStatus::default();
+        StatusChange {
+            status: &mut status,
+            generation: Some(1),
+            now: now(),
+        }
+        .following(
+            "j",
+            "p/",
+            &observation(RenderPhase::Failed, "DeadlineExceeded"),
+        );
+        let events = events_for_change(None, &status);
+        let complete = events
+            .iter()
+            .find(|e| e.reason == "DeadlineExceeded")
+            .unwrap();
+        assert!(complete.warning);
+    }
 }

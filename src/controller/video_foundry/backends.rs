@@ -450,3 +450,56 @@ fn database_failure(error: &postgres::Error) -> StepOutcome {
         !error.is_permanent(),
     )
 }
+
+/// The application role's passwords, in the order to try them (during a rotation the pending
+/// one first): from Vault's `database` secret, or from the developer Secret. The render
+/// controller logs in with them to record renders under each user's identity.
+pub async fn application_passwords(
+    reader: &SecretReader,
+    foundry: &VideoFoundry,
+) -> Result<Vec<SecretString>, StepOutcome> {
+    let namespace = foundry.namespace().unwrap_or_default();
+    let plan = plan(&namespace, &foundry.name_any(), &foundry.spec)
+        .map_err(|e| StepOutcome::failed(SECRETS_READY, "InvalidSpec", e.to_string(), false))?;
+    match &plan {
+        SecretsPlan::KubernetesSecret { secret_name } => {
+            let key = format!("{}.{PASSWORD}", SecretKey::Database.relative_path());
+            let password = reader
+                .value(secret_name, &key)
+                .await
+                .map_err(|e| e.outcome(SECRETS_READY))?;
+            Ok(vec![password])
+        }
+        SecretsPlan::Vault {
+            address,
+            layout,
+            login,
+        } => {
+            let Some(vault_spec) = &foundry.spec.vault else {
+                return Err(not_attempted("spec.vault is missing"));
+            };
+            let session = vault_session(reader, address, login, vault_spec).await?;
+            let read = async {
+                let path = layout.path(&SecretKey::Database)?;
+                crate::secrets::kv::read_latest(&session, &layout.kv_mount, &path).await
+            };
+            let stored = read.await.map_err(|e| secrets_step(&Err(e)))?;
+            let passwords: Vec<SecretString> = stored
+                .as_ref()
+                .map(|versioned| {
+                    password_candidates(&versioned.fields)
+                        .into_iter()
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if passwords.is_empty() {
+                return Err(secrets_step(&Err(SecretsError::MissingField {
+                    path: SecretKey::Database.relative_path(),
+                    field: PASSWORD,
+                })));
+            }
+            Ok(passwords)
+        }
+    }
+}
