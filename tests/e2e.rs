@@ -46,10 +46,11 @@ async fn install_crds(client: &Client) {
 
 fn operator() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_videofoundry-operator"));
-    if let Ok(path) = std::env::var("VF_TEST_KUBECONFIG") {
-        if std::env::var_os("VF_E2E").is_none() {
-            command.env("KUBECONFIG", path);
-        }
+    if let (Ok(path), None) = (
+        std::env::var("VF_TEST_KUBECONFIG"),
+        std::env::var_os("VF_E2E"),
+    ) {
+        command.env("KUBECONFIG", path);
     }
     command
         .kill_on_drop(true)

@@ -2,6 +2,7 @@
 //! Secrets, an ApprovedNodeList and a developer-mode VideoFoundry (vetting set back to `strict`)
 //! whose database is the test PostgreSQL and whose bucket is on the test Ceph RGW. The operator
 //! runs in-process (all three controllers, watching this namespace only) or as the real binary.
+#![allow(dead_code)]
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -290,13 +291,12 @@ impl Harness {
     /// Waits for the foundry to be Ready.
     pub async fn foundry_ready(&self) -> VideoFoundry {
         let api: Api<VideoFoundry> = Api::namespaced(self.client.clone(), &self.namespace);
-        let foundry = cluster::wait_for(&api, FOUNDRY, "foundry Ready", |f: &VideoFoundry| {
+        cluster::wait_for(&api, FOUNDRY, "foundry Ready", |f: &VideoFoundry| {
             f.status
                 .as_ref()
                 .is_some_and(|s| is_true(&s.conditions, "Ready"))
         })
-        .await;
-        foundry
+        .await
     }
 
     /// A user the platform created in the foundry's database.
