@@ -29,26 +29,44 @@ pub enum BodyError {
 }
 
 /// The HTTP client for presigned URLs. `extra_ca_pem` adds a private CA of the storage
-/// endpoint to the system roots.
+/// endpoint to the system roots; an image without system roots (many slim ComfyUI images)
+/// trusts only that CA (and can still reach a plain-HTTP endpoint).
 pub fn storage_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, WorkerError> {
     crate::install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(Policy::custom(same_origin_only))
-        .connect_timeout(Duration::from_secs(30))
-        // A stalled transfer fails instead of hanging until the Job's deadline.
-        .read_timeout(Duration::from_secs(120));
-    if let Some(pem) = extra_ca_pem {
-        let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+    let extra = match extra_ca_pem {
+        Some(pem) => reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
             WorkerError::Transient(format!("storage CA file: {}", describe_http(e)))
-        })?;
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
+        })?,
+        None => Vec::new(),
+    };
+    let builder = || {
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(Policy::custom(same_origin_only))
+            .connect_timeout(Duration::from_secs(30))
+            // A stalled transfer fails instead of hanging until the Job's deadline.
+            .read_timeout(Duration::from_secs(120))
+    };
+    let with_system_roots = extra
+        .iter()
+        .cloned()
+        .fold(builder(), |b, certificate| {
+            b.add_root_certificate(certificate)
+        })
+        .build();
+    match with_system_roots {
+        Ok(client) => Ok(client),
+        Err(error) => {
+            tracing::warn!(
+                error = %describe_http(error),
+                "no system CA certificates; trusting only the storage CA file"
+            );
+            builder()
+                .tls_certs_only(extra)
+                .build()
+                .map_err(|e| WorkerError::Transient(format!("HTTP client: {}", describe_http(e))))
         }
     }
-    builder
-        .build()
-        .map_err(|e| WorkerError::Transient(format!("HTTP client: {}", describe_http(e))))
 }
 
 fn same_origin_only(attempt: Attempt<'_>) -> reqwest::redirect::Action {
