@@ -107,6 +107,9 @@ pub fn command_line(
         path(&folders.temp),
         "--user-directory".to_owned(),
         path(&folders.user),
+        // Its default lies in the (read-only) install folder.
+        "--database-url".to_owned(),
+        format!("sqlite:///{}", folders.user.join("comfyui.db").display()),
         "--disable-auto-launch".to_owned(),
     ]);
     if let Some(config) = extra_model_paths {
@@ -184,6 +187,7 @@ mod tests {
         assert!(line.starts_with("python3 /opt/comfyui/main.py --listen 127.0.0.1 --port 8188"));
         assert!(line.contains("--input-directory /tmp/vf/input"));
         assert!(line.contains("--output-directory /tmp/vf/output"));
+        assert!(line.contains("--database-url sqlite:////tmp/vf/user/comfyui.db"));
         assert!(line.ends_with("--extra-model-paths-config /tmp/vf/extra.yaml"));
         assert!(command_line("  ", 1, &folders, None).is_err());
     }
