@@ -65,6 +65,27 @@ pub struct OperatorConfig {
     /// Reconcile timing.
     #[serde(default)]
     pub reconcile: ReconcileConfig,
+    /// Render workers.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+}
+
+/// Render workers.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Image whose static `videofoundry-operator` binary an init container copies into every
+    /// worker pod (the render entrypoint): the operator's own image. Pin it by digest.
+    #[serde(default = "default_worker_binary_image")]
+    pub binary_image: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            binary_image: default_worker_binary_image(),
+        }
+    }
 }
 
 /// Leader election settings: one replica reconciles at a time.
@@ -118,6 +139,12 @@ fn default_lease_duration() -> u64 {
 fn default_lease_grace() -> u64 {
     5
 }
+fn default_worker_binary_image() -> String {
+    format!(
+        "ghcr.io/videofoundry/videofoundry-operator:{}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
 fn default_requeue() -> u64 {
     300
 }
@@ -157,6 +184,7 @@ impl Default for OperatorConfig {
             watch_namespace: None,
             leader_election: LeaderElectionConfig::default(),
             reconcile: ReconcileConfig::default(),
+            worker: WorkerConfig::default(),
         }
     }
 }
@@ -242,6 +270,13 @@ impl OperatorConfig {
                     .to_owned(),
             ));
         }
+        if self.worker.binary_image.trim().is_empty()
+            || self.worker.binary_image.chars().any(char::is_whitespace)
+        {
+            return Err(ConfigError::Invalid(
+                "worker.binaryImage must be an image reference".to_owned(),
+            ));
+        }
         Ok(())
     }
 
@@ -279,6 +314,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("leaderElections"), "{err}");
+    }
+
+    #[test]
+    fn the_worker_binary_image_defaults_to_this_version_and_must_be_set() {
+        let config: OperatorConfig = serde_yaml::from_str("{}").unwrap();
+        assert!(
+            config
+                .worker
+                .binary_image
+                .ends_with(concat!(":", env!("CARGO_PKG_VERSION")))
+        );
+        let config: OperatorConfig = serde_yaml::from_str("worker: {binaryImage: ' '}").unwrap();
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
     }
 
     #[test]

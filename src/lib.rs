@@ -14,6 +14,7 @@ pub mod security_profile;
 pub mod storage;
 pub mod telemetry;
 pub mod vetting;
+pub mod worker;
 
 /// Selects rustls' ring provider for the whole process. Several TLS stacks are linked (kube,
 /// sqlx, vaultrs, the AWS SDK), which leaves rustls unable to choose one by itself; call this

@@ -179,3 +179,34 @@ fn rendered_manifests_validate_against_the_kubernetes_schema() {
         );
     }
 }
+
+#[test]
+fn render_pods_run_the_worker_binary_from_the_charts_own_image() {
+    let Some(helm) = common::required_tool("helm") else {
+        return;
+    };
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    for (extra, expected) in [
+        (
+            vec!["--set".to_owned(), format!("image.digest={digest}")],
+            format!("ghcr.io/videofoundry/videofoundry-operator@{digest}"),
+        ),
+        (
+            vec![
+                "--set".to_owned(),
+                "config.worker.binaryImage=mirror.example/vfo:1".to_owned(),
+            ],
+            "mirror.example/vfo:1".to_owned(),
+        ),
+    ] {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let config_map = render(&helm, &extra)
+            .into_iter()
+            .find(|doc| doc["kind"] == "ConfigMap")
+            .unwrap();
+        let text = config_map["data"]["operator.yaml"].as_str().unwrap();
+        let config: videofoundry::config::OperatorConfig = serde_yaml::from_str(text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.worker.binary_image, expected);
+    }
+}

@@ -5,6 +5,7 @@ mod import_allowlist;
 mod migrate;
 mod run;
 pub mod vet;
+pub mod worker;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,11 @@ pub enum Command {
     Vet(vet::VetArgs),
     /// Convert approved_nodes.json or workflow_allowlist.yaml into an ApprovedNodeList manifest.
     ImportAllowlist(import_allowlist::ImportAllowlistArgs),
+    /// Run one render inside its worker pod: verify the plan, download the inputs, run the
+    /// workflow in the image's ComfyUI, upload the outputs (exit codes in docs/worker.md).
+    Worker(Box<worker::WorkerArgs>),
+    /// Copy this binary into DIR (the worker Job's init container does this).
+    InstallWorker(worker::InstallWorkerArgs),
 }
 
 /// Runs the parsed command and maps its outcome to the process exit code.
@@ -47,6 +53,8 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Migrate(args) => migrate::execute(args).await,
         Command::Vet(args) => vet::execute(&args),
         Command::ImportAllowlist(args) => import_allowlist::execute(&args),
+        Command::Worker(args) => worker::execute(*args).await,
+        Command::InstallWorker(args) => worker::install(&args),
     }
 }
 

@@ -266,15 +266,17 @@ pub struct RenderObjects {
     pub job: k8s_openapi::api::batch::v1::Job,
 }
 
-/// Builds the Secret and the Job of one render.
+/// Builds the Secret and the Job of one render; `worker_binary_image` is the operator
+/// configuration's `worker.binaryImage`.
 pub fn build_render_objects(
     foundry: &VideoFoundry,
     render: &RenderJob,
     plan: &WorkerPlan,
     grant: &StorageGrant,
+    worker_binary_image: &str,
 ) -> Result<RenderObjects, BuildError> {
     Ok(RenderObjects {
         secret: render_secret::build_render_secret(foundry, render, plan, grant)?,
-        job: worker_job::build_worker_job(foundry, render, plan)?,
+        job: worker_job::build_worker_job(foundry, render, plan, worker_binary_image)?,
     })
 }

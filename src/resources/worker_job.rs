@@ -4,6 +4,10 @@
 //! reads models from a read-only volume, writes only to a size-limited `/tmp`, and is bounded in
 //! time (`activeDeadlineSeconds`), retries (`backoffLimit` + a pod failure policy) and lifetime
 //! (`ttlSecondsAfterFinished`). Only fields of Kubernetes 1.28 are used.
+//!
+//! The render entrypoint is this operator's own static binary (`videofoundry-operator worker`),
+//! so that `workers.image` can be any ComfyUI image: an init container from the operator's image
+//! copies the binary into an emptyDir, which the worker container mounts read-only and runs.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,6 +39,16 @@ pub const WORKER_UID: i64 = 65532;
 pub const WORKER_CONTAINER: &str = "worker";
 /// Where the per-render Secret is mounted.
 pub const RENDER_DIR: &str = "/var/run/videofoundry/render";
+/// Where the init container puts the worker binary (read-only in the worker container).
+pub const WORKER_BIN_DIR: &str = "/opt/videofoundry/bin";
+/// The worker binary the worker container runs.
+pub const WORKER_BINARY: &str = "/opt/videofoundry/bin/videofoundry-operator";
+/// The operator binary inside the operator's image (the init container runs it).
+pub const OPERATOR_BINARY: &str = "/usr/local/bin/videofoundry-operator";
+/// Name of the init container that installs the worker binary.
+pub const INSTALL_CONTAINER: &str = "install-worker";
+/// Where the kubelet reads the termination message (the worker writes its reason there).
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
 /// Where the models volume is mounted.
 pub const MODELS_DIR: &str = "/models";
 /// Extended resource of NVIDIA GPUs.
@@ -44,6 +58,12 @@ pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 pub const EXIT_REJECTED: i32 = 42;
 /// Exit code of a worker whose inputs are unusable (missing or malformed input files).
 pub const EXIT_INVALID_INPUT: i32 = 43;
+/// Exit code of a worker whose ComfyUI did not become ready, refused the workflow or failed
+/// while running it (retried per `backoffLimit`).
+pub const EXIT_RENDER_FAILED: i32 = 44;
+/// Exit code of a worker whose workflow produced files with no upload URL left, or no file at
+/// all (retried per `backoffLimit`; nothing was uploaded).
+pub const EXIT_OUTPUTS_UNPLACED: i32 = 45;
 /// Retries of a render that sets none: a failed render is not retried unless asked (disruptions
 /// such as evictions never count, see the pod failure policy).
 pub const DEFAULT_RETRIES: i32 = 0;
@@ -62,6 +82,9 @@ pub const WORKFLOW_SHA256_ANNOTATION: &str = "videofoundry.dev/workflow-sha256";
 const SCRATCH_VOLUME: &str = "scratch";
 const RENDER_VOLUME: &str = "render-inputs";
 const MODELS_VOLUME: &str = "models";
+const BIN_VOLUME: &str = "worker-bin";
+/// Room for the static binary (about 30 MB) in its emptyDir.
+const BIN_VOLUME_SIZE: &str = "256Mi";
 
 /// A model the worker must load, pinned by digest (from the vetting report).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -96,11 +119,13 @@ impl fmt::Debug for WorkerPlan {
     }
 }
 
-/// Builds the render's worker Job.
+/// Builds the render's worker Job. `worker_binary_image` is the operator's image (operator
+/// configuration `worker.binaryImage`), whose binary the init container installs.
 pub fn build_worker_job(
     foundry: &VideoFoundry,
     render: &RenderJob,
     plan: &WorkerPlan,
+    worker_binary_image: &str,
 ) -> Result<Job, BuildError> {
     let namespace = shared_namespace(foundry, render)?;
     let foundry_name = foundry.name_any();
@@ -141,6 +166,7 @@ pub fn build_worker_job(
         host_ipc: Some(false),
         restart_policy: Some("Never".to_owned()),
         security_context: Some(pod_security_context()),
+        init_containers: Some(vec![install_container(worker_binary_image)]),
         containers: vec![worker_container(foundry, render, gpus)],
         volumes: Some(volumes(foundry, &render_name)),
         node_selector: (!foundry.spec.workers.node_selector.is_empty())
@@ -259,6 +285,12 @@ fn worker_container(foundry: &VideoFoundry, render: &RenderJob, gpus: u32) -> Co
     ];
     let mut mounts = vec![
         VolumeMount {
+            name: BIN_VOLUME.to_owned(),
+            mount_path: WORKER_BIN_DIR.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
             name: SCRATCH_VOLUME.to_owned(),
             mount_path: "/tmp".to_owned(),
             ..VolumeMount::default()
@@ -283,10 +315,49 @@ fn worker_container(foundry: &VideoFoundry, render: &RenderJob, gpus: u32) -> Co
         name: WORKER_CONTAINER.to_owned(),
         image: Some(foundry.spec.workers.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
+        // Replaces the image's entrypoint: the worker starts the image's ComfyUI itself.
+        command: Some(vec![WORKER_BINARY.to_owned(), "worker".to_owned()]),
+        termination_message_path: Some(TERMINATION_LOG.to_owned()),
+        termination_message_policy: Some("File".to_owned()),
         env: Some(env),
         resources: Some(resources(foundry, render, gpus)),
         security_context: Some(container_security_context()),
         volume_mounts: Some(mounts),
+        ..Container::default()
+    }
+}
+
+/// Copies the operator's static binary into the shared emptyDir; the only writable mount of
+/// the pod besides scratch, and only in this container, which runs the operator's own image.
+fn install_container(image: &str) -> Container {
+    let quantity = |value: &str| Quantity(value.to_owned());
+    Container {
+        name: INSTALL_CONTAINER.to_owned(),
+        image: Some(image.to_owned()),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        command: Some(vec![
+            OPERATOR_BINARY.to_owned(),
+            "install-worker".to_owned(),
+            WORKER_BIN_DIR.to_owned(),
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_owned(), quantity("50m")),
+                ("memory".to_owned(), quantity("64Mi")),
+            ])),
+            limits: Some(BTreeMap::from([
+                ("cpu".to_owned(), quantity("200m")),
+                ("memory".to_owned(), quantity("128Mi")),
+            ])),
+            claims: None,
+        }),
+        security_context: Some(container_security_context()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: BIN_VOLUME.to_owned(),
+            mount_path: WORKER_BIN_DIR.to_owned(),
+            ..VolumeMount::default()
+        }]),
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     }
 }
@@ -346,6 +417,14 @@ fn volumes(foundry: &VideoFoundry, render_name: &str) -> Vec<Volume> {
         .clone()
         .unwrap_or_else(|| Quantity(DEFAULT_SCRATCH_SIZE.to_owned()));
     let mut volumes = vec![
+        Volume {
+            name: BIN_VOLUME.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: None,
+                size_limit: Some(Quantity(BIN_VOLUME_SIZE.to_owned())),
+            }),
+            ..Volume::default()
+        },
         Volume {
             name: SCRATCH_VOLUME.to_owned(),
             empty_dir: Some(EmptyDirVolumeSource {

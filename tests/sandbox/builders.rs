@@ -2,7 +2,10 @@
 
 use videofoundry::crd::video_foundry::{EgressRule, ExecutionMode, SandboxType};
 use videofoundry::resources::render_secret::{PLAN_FILE, STORAGE_FILE, WORKFLOW_FILE};
-use videofoundry::resources::worker_job::{GPU_RESOURCE, RENDER_DIR, build_worker_job};
+use videofoundry::resources::worker_job::{
+    GPU_RESOURCE, INSTALL_CONTAINER, OPERATOR_BINARY, RENDER_DIR, WORKER_BIN_DIR, WORKER_BINARY,
+    build_worker_job,
+};
 use videofoundry::resources::{
     BuildError, PresignedObject, PresignedUrl, build_foundry_objects, build_render_objects,
 };
@@ -19,7 +22,13 @@ fn a_gpu_render_without_a_gpu_runtime_class_is_refused_not_run_unsandboxed() {
         .unwrap()
         .gpu_runtime_class_name = None;
     let render = fixtures::gpu_render();
-    let error = build_worker_job(&foundry, &render, &fixtures::plan_for(&render)).unwrap_err();
+    let error = build_worker_job(
+        &foundry,
+        &render,
+        &fixtures::plan_for(&render),
+        fixtures::WORKER_BINARY_IMAGE,
+    )
+    .unwrap_err();
     assert!(
         matches!(error, BuildError::GpuWithoutRuntimeClass { gpus: 1, .. }),
         "{error:?}"
@@ -68,7 +77,13 @@ fn cpu_renders_run_in_the_sandbox_class_of_the_foundry() {
             .as_mut()
             .unwrap()
             .firecracker_runtime_class_name = name.map(str::to_owned);
-        let job = build_worker_job(&foundry, &render, &fixtures::plan_for(&render)).unwrap();
+        let job = build_worker_job(
+            &foundry,
+            &render,
+            &fixtures::plan_for(&render),
+            fixtures::WORKER_BINARY_IMAGE,
+        )
+        .unwrap();
         job.spec.unwrap().template.spec.unwrap().runtime_class_name
     };
     assert_eq!(class(None, None).as_deref(), Some("gvisor"));
@@ -95,7 +110,8 @@ fn no_sandbox_only_in_developer_mode() {
         ExecutionMode::SelfHostedProduction,
     ] {
         let foundry = fixtures::foundry_variant(mode, None, None, Some(SandboxType::None));
-        let error = build_worker_job(&foundry, &render, &plan).unwrap_err();
+        let error =
+            build_worker_job(&foundry, &render, &plan, fixtures::WORKER_BINARY_IMAGE).unwrap_err();
         assert!(
             matches!(error, BuildError::UnsandboxedOutsideDeveloperMode { .. }),
             "{error:?}"
@@ -107,7 +123,7 @@ fn no_sandbox_only_in_developer_mode() {
         None,
         Some(SandboxType::None),
     );
-    let job = build_worker_job(&developer, &render, &plan).unwrap();
+    let job = build_worker_job(&developer, &render, &plan, fixtures::WORKER_BINARY_IMAGE).unwrap();
     assert_eq!(
         job.spec.unwrap().template.spec.unwrap().runtime_class_name,
         None
@@ -156,7 +172,13 @@ fn timeout_defaults_to_the_foundrys_and_limits_always_exist() {
     render.spec.timeout = None;
     render.spec.resources = None;
     render.spec.ttl_after_finished = Some("90m".to_owned());
-    let job = build_worker_job(&foundry, &render, &fixtures::plan_for(&render)).unwrap();
+    let job = build_worker_job(
+        &foundry,
+        &render,
+        &fixtures::plan_for(&render),
+        fixtures::WORKER_BINARY_IMAGE,
+    )
+    .unwrap();
     let spec = job.spec.unwrap();
     assert_eq!(spec.active_deadline_seconds, Some(3600));
     assert_eq!(spec.ttl_seconds_after_finished, Some(5400));
@@ -176,7 +198,11 @@ fn inputs_come_only_from_read_only_files_never_env_or_args() {
     let objects = fixtures::render_objects(&fixtures::foundry(), &fixtures::cpu_render());
     let pod = objects.job.spec.unwrap().template.spec.unwrap();
     let container = &pod.containers[0];
-    assert!(container.args.is_none() && container.command.is_none());
+    assert!(container.args.is_none());
+    assert_eq!(
+        container.command.as_deref(),
+        Some(&[WORKER_BINARY.to_owned(), "worker".to_owned()][..])
+    );
     let env = serde_json::to_string(&container.env).unwrap();
     assert!(
         !env.contains("X-Amz") && !env.contains("secretKeyRef"),
@@ -206,13 +232,85 @@ fn inputs_come_only_from_read_only_files_never_env_or_args() {
         .find_map(|v| v.persistent_volume_claim.as_ref())
         .unwrap();
     assert_eq!(models.read_only, Some(true));
+    let scratch_mount = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == "/tmp")
+        .unwrap();
     let scratch = pod
         .volumes
         .iter()
         .flatten()
-        .find_map(|v| v.empty_dir.as_ref())
+        .find(|v| v.name == scratch_mount.name)
+        .and_then(|v| v.empty_dir.as_ref())
         .unwrap();
     assert_eq!(scratch.size_limit.as_ref().unwrap().0, "20Gi");
+}
+
+#[test]
+fn the_worker_binary_comes_from_the_operator_image_and_only_scratch_is_writable() {
+    let objects = fixtures::render_objects(&fixtures::foundry(), &fixtures::cpu_render());
+    let pod = objects.job.spec.unwrap().template.spec.unwrap();
+    let init = pod.init_containers.as_ref().unwrap();
+    assert_eq!(init.len(), 1);
+    let install = &init[0];
+    assert_eq!(install.name, INSTALL_CONTAINER);
+    assert_eq!(
+        install.image.as_deref(),
+        Some(fixtures::WORKER_BINARY_IMAGE)
+    );
+    assert_eq!(
+        install.command.as_deref(),
+        Some(
+            &[
+                OPERATOR_BINARY.to_owned(),
+                "install-worker".to_owned(),
+                WORKER_BIN_DIR.to_owned()
+            ][..]
+        )
+    );
+    let worker = &pod.containers[0];
+    assert_eq!(worker.image, Some(fixtures::foundry().spec.workers.image));
+    assert_eq!(
+        worker.termination_message_path.as_deref(),
+        Some("/dev/termination-log")
+    );
+    for container in init.iter().chain(&pod.containers) {
+        let security = container.security_context.as_ref().unwrap();
+        assert_eq!(
+            security.read_only_root_filesystem,
+            Some(true),
+            "{}",
+            container.name
+        );
+        assert!(
+            container.resources.as_ref().unwrap().limits.is_some(),
+            "{}",
+            container.name
+        );
+    }
+    // The worker writes only to /tmp; the binary's folder is read-only there and writable only
+    // in the init container, which runs the operator's own image.
+    let writable: Vec<&str> = worker
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.read_only != Some(true))
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(writable, ["/tmp"]);
+    let bin_mount = worker
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == WORKER_BIN_DIR)
+        .unwrap();
+    assert_eq!(bin_mount.read_only, Some(true));
+    let install_mounts = install.volume_mounts.as_ref().unwrap();
+    assert_eq!(install_mounts.len(), 1);
+    assert_eq!(install_mounts[0].name, bin_mount.name);
+    assert!(WORKER_BINARY.starts_with(WORKER_BIN_DIR));
 }
 
 #[test]
@@ -221,13 +319,18 @@ fn the_models_volume_is_read_only_even_when_the_spec_says_otherwise() {
     let models = foundry.spec.workers.models_volume.as_mut().unwrap();
     models.persistent_volume_claim.read_only = Some(false);
     let render = fixtures::cpu_render();
-    let pod = build_worker_job(&foundry, &render, &fixtures::plan_for(&render))
-        .unwrap()
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap();
+    let pod = build_worker_job(
+        &foundry,
+        &render,
+        &fixtures::plan_for(&render),
+        fixtures::WORKER_BINARY_IMAGE,
+    )
+    .unwrap()
+    .spec
+    .unwrap()
+    .template
+    .spec
+    .unwrap();
     let claim = pod
         .volumes
         .iter()
@@ -272,9 +375,15 @@ fn bytes_that_were_not_vetted_are_refused() {
     let render = fixtures::cpu_render();
     let mut plan = fixtures::plan_for(&render);
     plan.workflow.push(' ');
-    let error = build_render_objects(&foundry, &render, &plan, &fixtures::grant_for(&render))
-        .err()
-        .unwrap();
+    let error = build_render_objects(
+        &foundry,
+        &render,
+        &plan,
+        &fixtures::grant_for(&render),
+        fixtures::WORKER_BINARY_IMAGE,
+    )
+    .err()
+    .unwrap();
     assert!(
         matches!(error, BuildError::WorkflowDigestMismatch { .. }),
         "{error:?}"
@@ -291,9 +400,15 @@ fn urls_for_another_users_objects_are_refused_without_printing_them() {
         url: PresignedUrl::new("https://rgw/b/k?X-Amz-Signature=topsecret"),
         headers: Default::default(),
     });
-    let error = build_render_objects(&foundry, &render, &fixtures::plan_for(&render), &grant)
-        .err()
-        .unwrap();
+    let error = build_render_objects(
+        &foundry,
+        &render,
+        &fixtures::plan_for(&render),
+        &grant,
+        fixtures::WORKER_BINARY_IMAGE,
+    )
+    .err()
+    .unwrap();
     assert!(
         matches!(error, BuildError::KeyOutsideUserPrefix { .. }),
         "{error:?}"
@@ -306,7 +421,13 @@ fn a_render_of_another_foundry_is_refused() {
     let foundry = fixtures::foundry();
     let mut render = fixtures::cpu_render();
     render.spec.foundry_ref.name = "elsewhere".to_owned();
-    let error = build_worker_job(&foundry, &render, &fixtures::plan_for(&render)).unwrap_err();
+    let error = build_worker_job(
+        &foundry,
+        &render,
+        &fixtures::plan_for(&render),
+        fixtures::WORKER_BINARY_IMAGE,
+    )
+    .unwrap_err();
     assert!(
         matches!(error, BuildError::ForeignFoundry { .. }),
         "{error:?}"

@@ -11,6 +11,9 @@ use videofoundry::resources::{
     build_render_objects,
 };
 
+/// The operator image whose binary the worker Job's init container installs.
+pub const WORKER_BINARY_IMAGE: &str = "ghcr.io/videofoundry/videofoundry-operator:0.1.0";
+
 pub fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sandbox")
 }
@@ -100,7 +103,14 @@ pub fn grant_for(render: &RenderJob) -> StorageGrant {
 
 /// The Secret and Job of a render of a foundry.
 pub fn render_objects(foundry: &VideoFoundry, render: &RenderJob) -> RenderObjects {
-    build_render_objects(foundry, render, &plan_for(render), &grant_for(render)).unwrap()
+    build_render_objects(
+        foundry,
+        render,
+        &plan_for(render),
+        &grant_for(render),
+        WORKER_BINARY_IMAGE,
+    )
+    .unwrap()
 }
 
 /// The production foundry in another mode, egress and sandbox, for the variant checks.

@@ -15,3 +15,4 @@ mod properties;
 mod pss;
 mod runsc;
 mod schema;
+mod worker_runsc;

@@ -115,7 +115,7 @@ proptest! {
         let developer = foundry.spec.execution_mode == ExecutionMode::Developer;
         let has_gpu_class = foundry.spec.sandbox.as_ref().unwrap().gpu_runtime_class_name.is_some();
 
-        let built = build_render_objects(&foundry, &render, &fixtures::plan_for(&render), &fixtures::grant_for(&render));
+        let built = build_render_objects(&foundry, &render, &fixtures::plan_for(&render), &fixtures::grant_for(&render), fixtures::WORKER_BINARY_IMAGE);
         let job = match built {
             Err(BuildError::UnsandboxedOutsideDeveloperMode { .. }) => {
                 prop_assert!(unsandboxed && !developer);

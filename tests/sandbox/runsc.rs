@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::{common, fixtures};
 
-const WORKER_UID: u32 = 65532;
+pub const WORKER_UID: u32 = 65532;
 /// Bound on one `runsc` call (the probe itself takes well under a second).
 const RUNSC_TIMEOUT_SECONDS: u32 = 120;
 
@@ -38,7 +38,7 @@ fn compile_probe(out: &Path) {
 }
 
 /// An OCI runtime config with the restrictions of a worker pod.
-fn worker_config(args: &[String]) -> Value {
+pub fn worker_config(args: &[String]) -> Value {
     json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -112,23 +112,10 @@ fn a_probe_in_gvisor_has_no_network_no_writable_root_no_root_and_no_capabilities
         serde_json::to_vec_pretty(&worker_config(&args)).unwrap(),
     )
     .unwrap();
-    let platform = std::env::var("VF_RUNSC_PLATFORM").unwrap_or_else(|_| "ptrace".to_owned());
+    let platform = platform();
     let container_id = format!("vf-probe-{}", std::process::id());
-    let state = dir.path().join("state");
     let logs = dir.path().join("logs");
-    let runsc = |args: &[&str]| {
-        let mut command = Command::new("timeout");
-        command
-            .arg(RUNSC_TIMEOUT_SECONDS.to_string())
-            .arg("runsc")
-            .arg("--root")
-            .arg(&state)
-            .arg(format!("--debug-log={}/", logs.display()))
-            .arg(format!("--platform={platform}"))
-            .arg("--network=none")
-            .args(args);
-        command
-    };
+    let runsc = |args: &[&str]| runsc_command(dir.path(), &platform, args);
     let output = runsc(&["run", "--bundle", bundle.to_str().unwrap(), &container_id])
         .output()
         .unwrap();
@@ -172,6 +159,25 @@ fn a_probe_in_gvisor_has_no_network_no_writable_root_no_root_and_no_capabilities
     drop(listener);
 }
 
+pub fn platform() -> String {
+    std::env::var("VF_RUNSC_PLATFORM").unwrap_or_else(|_| "ptrace".to_owned())
+}
+
+/// `runsc` with its state and debug logs under `dir`, no network, bounded in time.
+pub fn runsc_command(dir: &Path, platform: &str, args: &[&str]) -> Command {
+    let mut command = Command::new("timeout");
+    command
+        .arg(RUNSC_TIMEOUT_SECONDS.to_string())
+        .arg("runsc")
+        .arg("--root")
+        .arg(dir.join("state"))
+        .arg(format!("--debug-log={}/", dir.join("logs").display()))
+        .arg(format!("--platform={platform}"))
+        .arg("--network=none")
+        .args(args);
+    command
+}
+
 fn nix_uid() -> String {
     Command::new("id")
         .arg("-u")
@@ -181,7 +187,7 @@ fn nix_uid() -> String {
 }
 
 /// The last lines of each runsc debug log, where runsc explains why a sandbox did not start.
-fn log_tails(logs: &Path) -> String {
+pub fn log_tails(logs: &Path) -> String {
     let Ok(entries) = std::fs::read_dir(logs) else {
         return "(no logs written)".to_owned();
     };
