@@ -440,6 +440,12 @@ pub struct WorkersSpec {
     /// Read-only volume holding the models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models_volume: Option<ModelsVolume>,
+    /// The command that starts ComfyUI inside `image`, split on whitespace (no shell); the
+    /// worker adds the listen address, port, folders and model paths. Default
+    /// `python3 /opt/comfyui/main.py` (the image's own `VF_COMFYUI_COMMAND` when it sets one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub comfyui_command: Option<String>,
     /// Size limit of the worker's scratch `/tmp` (`10Gi`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scratch_size: Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>,

@@ -283,6 +283,9 @@ fn worker_container(foundry: &VideoFoundry, render: &RenderJob, gpus: u32) -> Co
         env_var("TMPDIR", "/tmp"),
         env_var("VF_RENDER_DIR", RENDER_DIR),
     ];
+    if let Some(command) = &foundry.spec.workers.comfyui_command {
+        env.push(env_var("VF_COMFYUI_COMMAND", command));
+    }
     let mut mounts = vec![
         VolumeMount {
             name: BIN_VOLUME.to_owned(),
@@ -547,5 +550,49 @@ mod tests {
             model_pins: Vec::new(),
         };
         assert!(!format!("{plan:?}").contains("private"));
+    }
+}
+
+#[cfg(test)]
+mod comfyui_command_tests {
+    use super::*;
+
+    #[test]
+    fn the_foundrys_comfyui_command_reaches_the_worker_and_only_when_set() {
+        let mut foundry: VideoFoundry = serde_json::from_value(serde_json::json!({
+            "apiVersion": "videofoundry.dev/v1alpha1", "kind": "VideoFoundry",
+            "metadata": {"name": "studio", "namespace": "render", "uid": "f-uid"},
+            "spec": crate::crd::test_support::example_spec("videofoundry-production.yaml"),
+        }))
+        .unwrap();
+        let render: RenderJob = serde_json::from_value(serde_json::json!({
+            "apiVersion": "videofoundry.dev/v1alpha1", "kind": "RenderJob",
+            "metadata": {"name": "r", "namespace": "render", "uid": "r-uid"},
+            "spec": {"foundryRef": {"name": "studio"}, "userId": "7f1c0e1a-3b2d-4c5e-8f90-a1b2c3d4e5f6",
+                     "workflow": {"inline": "{}"}}
+        }))
+        .unwrap();
+        let plan = WorkerPlan {
+            workflow: "{}".to_owned(),
+            workflow_sha256: crate::vetting::workflow_sha256(b"{}"),
+            model_pins: Vec::new(),
+        };
+        let command = |foundry: &VideoFoundry| {
+            let job = build_worker_job(foundry, &render, &plan, "operator:1").unwrap();
+            let pod = job.spec.unwrap().template.spec.unwrap();
+            pod.containers[0]
+                .env
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|e| e.name == "VF_COMFYUI_COMMAND")
+                .and_then(|e| e.value)
+        };
+        assert_eq!(command(&foundry), None, "the image's own default applies");
+        foundry.spec.workers.comfyui_command = Some("python3 /app/main.py --cpu".to_owned());
+        assert_eq!(
+            command(&foundry).as_deref(),
+            Some("python3 /app/main.py --cpu")
+        );
     }
 }

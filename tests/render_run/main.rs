@@ -443,3 +443,59 @@ async fn killed_at_random_points_the_operator_converges_without_duplicates() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_deletion_that_cannot_be_recorded_says_why_and_has_a_way_out() {
+    let Some(h) = Harness::start("rj-stuck", 4, true).await else {
+        return;
+    };
+    h.foundry_ready().await;
+    let user = h.create_user().await;
+    h.render("orphan", &user, APPROVED_WORKFLOW, json!({})).await;
+    h.job("orphan").await;
+    h.phase("orphan", RenderPhase::Queued).await;
+
+    // The foundry (and with it the way to its database) goes; the render is then deleted.
+    let foundries: Api<videofoundry::crd::VideoFoundry> =
+        Api::namespaced(h.client.clone(), &h.namespace);
+    foundries
+        .delete(harness::FOUNDRY, &DeleteParams::default())
+        .await
+        .unwrap();
+    cluster::wait_gone(&foundries, harness::FOUNDRY).await;
+    h.renders()
+        .delete("orphan", &DeleteParams::default())
+        .await
+        .unwrap();
+    let stuck = h.reason("orphan", "Ready", "DeletionBlocked").await;
+    let message = find(&stuck.status.as_ref().unwrap().conditions, "Ready")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        message.contains("videofoundry.dev/skip-database-record=true"),
+        "{message}"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(h.client.clone(), &h.namespace);
+    let listed = events.list(&Default::default()).await.unwrap();
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("DeletionBlocked")),
+        "a Warning Event says why"
+    );
+
+    // The documented way out.
+    h.renders()
+        .patch(
+            "orphan",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                videofoundry::crd::render_job::SKIP_RECORD_ANNOTATION: "true"}}})),
+        )
+        .await
+        .unwrap();
+    cluster::wait_gone(&h.renders(), "orphan").await;
+}

@@ -242,7 +242,8 @@ pub async fn admit(
         Ok(grant) => grant,
         Err((reason, message)) => return release(queued(&reason, message, true)),
     };
-    let objects = match build_render_objects(foundry, render, &plan, &grant) {
+    let binary_image = &rctx.base.config.worker.binary_image;
+    let objects = match build_render_objects(foundry, render, &plan, &grant, binary_image) {
         Ok(objects) => objects,
         Err(error) => {
             return release(queued(
