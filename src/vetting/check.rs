@@ -378,6 +378,11 @@ impl<'p> Checker<'p> {
         let folders = input.folders.join(", ");
         let text = match value {
             Some(Json::String(text)) if !text.is_empty() => text,
+            // ComfyUI unwraps `{"__value__": [...]}` constants: every name inside may land.
+            Some(container @ (Json::Array(_) | Json::Object(_))) if has_string(container) => {
+                self.check_value(node_id, class_type, input.input.as_deref(), container, Slot::Loader);
+                return;
+            }
             other => {
                 let what = match other {
                     None => "has no value".to_owned(),
@@ -491,9 +496,8 @@ impl<'p> Checker<'p> {
         } || values::has_model_extension(text);
         if is_model {
             self.check_model(node_id, class_type, text, &at());
-        } else {
-            self.check_embeddings(node_id, class_type, text, &at());
         }
+        self.check_embeddings(node_id, class_type, text, &at());
     }
 
     /// Every `embedding:<name>` in the text loads a file from the embeddings folder: each file
@@ -595,6 +599,16 @@ impl<'p> Checker<'p> {
             workflow_sha256,
             resources: self.resources,
         }
+    }
+}
+
+/// True when `value` is or holds a non-empty string.
+fn has_string(value: &Json) -> bool {
+    match value {
+        Json::String(text) => !text.is_empty(),
+        Json::Array(items) => items.iter().any(has_string),
+        Json::Object(members) => members.iter().any(|(_, item)| has_string(item)),
+        Json::Null | Json::Bool(_) | Json::Number(_) => false,
     }
 }
 

@@ -145,20 +145,26 @@ impl<'d> Graph<'d> {
         }
     }
 
-    /// Where the value of input `slot` of the subgraph instance at `position` comes from: a
-    /// link, or the instance's promoted widget for that input.
-    pub fn instance_source(&self, position: usize, slot: u64) -> Source<'d> {
+    /// Where the value of the subgraph input `slot` (named `name` in the definition) comes
+    /// from at the instance at `position`: a link into the instance's input of that name, or
+    /// the instance's promoted widget for it. `Value(None, ..)` when the instance supplies
+    /// nothing, in which case the frontend leaves the inner widget's own value in place.
+    pub fn instance_source(&self, position: usize, slot: u64, name: Option<&str>) -> Source<'d> {
         let node = &self.nodes[position];
         let inputs = node
             .get("inputs")
             .and_then(Json::as_array)
             .unwrap_or_default();
-        let Some((at, entry)) = usize::try_from(slot)
-            .ok()
-            .and_then(|at| inputs.get(at).map(|entry| (at, entry)))
-        else {
+        let found = match name {
+            Some(name) => inputs
+                .iter()
+                .position(|input| input.get("name").and_then(Json::as_str) == Some(name)),
+            None => usize::try_from(slot).ok().filter(|&at| at < inputs.len()),
+        };
+        let Some(at) = found else {
             return Source::Value(None, format!(" (the subgraph node has no input {slot})"));
         };
+        let entry = &inputs[at];
         if let Some(link) = entry.get("link").and_then(Json::as_index) {
             return self.follow(link);
         }
@@ -172,16 +178,12 @@ impl<'d> Graph<'d> {
             .iter()
             .filter(|other| other.get("widget").is_some())
             .count();
-        match node.get("widgets_values") {
-            Some(Json::Array(values)) => Source::Value(
-                values.get(widget),
-                format!(" (the subgraph node's widget for input {slot})"),
-            ),
-            _ => Source::Value(
-                None,
-                format!(" (the subgraph node has no widget values for input {slot})"),
-            ),
-        }
+        Source::Value(
+            node.get("widgets_values")
+                .and_then(Json::as_array)
+                .and_then(|values| values.get(widget)),
+            format!(" (the subgraph node's widget for input {slot})"),
+        )
     }
 
     /// Follows `link` back through reroutes to where its value is made.

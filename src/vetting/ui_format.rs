@@ -30,6 +30,9 @@ struct Demand<'d> {
     slot: u64,
     input: &'static ModelInput,
     loader: &'d str,
+    /// The loader's own widget holds a value, which lands when the instance supplies none
+    /// (and which is checked with the definition).
+    fallback: bool,
 }
 
 struct Walk<'d, 'c, 'p> {
@@ -360,7 +363,15 @@ impl<'d> Walk<'d, '_, '_> {
             if let Some(inputs) = table.inputs_of(class_type) {
                 let path = g.path(prefix, position);
                 for input in inputs {
-                    let source = g.loader_source(position, input);
+                    let source = match g.loader_source(position, input) {
+                        // Fed by each instance; the loader's own value lands when an instance
+                        // supplies none, so it is checked here when there is one.
+                        Source::SubgraphInput(_) => match own_value(&g.nodes[position], input) {
+                            Some(own) => own,
+                            None => continue,
+                        },
+                        source => source,
+                    };
                     self.judge(&path, class_type, input, source, "");
                 }
             } else if let Some(group) = self.group_instance(class_type) {
@@ -371,8 +382,18 @@ impl<'d> Walk<'d, '_, '_> {
                     continue;
                 }
                 let path = g.path(prefix, position);
+                let names = self.definition_nodes[definition]
+                    .get("inputs")
+                    .and_then(Json::as_array);
                 for demand in demands {
-                    let source = g.instance_source(position, demand.slot);
+                    let name = names.and_then(|inputs| {
+                        let at = usize::try_from(demand.slot).ok()?;
+                        inputs.get(at)?.get("name").and_then(Json::as_str)
+                    });
+                    let source = g.instance_source(position, demand.slot, name);
+                    if demand.fallback && matches!(source, Source::Value(None, _)) {
+                        continue;
+                    }
                     let inside = format!(
                         ", which {} inside the subgraph loads",
                         shown(demand.loader)
@@ -459,14 +480,23 @@ impl<'d> Walk<'d, '_, '_> {
                                 slot,
                                 input,
                                 loader: class_type,
+                                fallback: own_value(&g.nodes[position], input).is_some(),
                             });
                         }
                     }
                 } else if let Some(&nested) = self.definitions.get(class_type) {
                     // A subgraph on a cycle is still being computed: it adds nothing here
                     // (the cycle itself is refused).
+                    let names = self.definition_nodes[nested]
+                        .get("inputs")
+                        .and_then(Json::as_array);
                     for demand in self.demands[nested].as_deref().unwrap_or_default() {
-                        if let Source::SubgraphInput(slot) = g.instance_source(position, demand.slot)
+                        let name = names.and_then(|inputs| {
+                            let at = usize::try_from(demand.slot).ok()?;
+                            inputs.get(at)?.get("name").and_then(Json::as_str)
+                        });
+                        if let Source::SubgraphInput(slot) =
+                            g.instance_source(position, demand.slot, name)
                         {
                             found.push(Demand { slot, ..*demand });
                         }
@@ -800,6 +830,16 @@ impl<'d> Walk<'d, '_, '_> {
                 "the node is on, or fed by, a cycle of links; ComfyUI cannot order it".into(),
             );
         }
+    }
+}
+
+/// The loader's own widget value for `input`, when it holds a non-empty name.
+fn own_value<'d>(node: &'d Json<'d>, input: &ModelInput) -> Option<Source<'d>> {
+    match Graph::widget_source(node, input) {
+        Source::Value(Some(value), from) if value.as_str().is_some_and(|v| !v.is_empty()) => {
+            Some(Source::Value(Some(value), from))
+        }
+        _ => None,
     }
 }
 
