@@ -328,7 +328,11 @@ fn models_must_be_approved_but_samplers_are_not_models() {
         ("ControlNetLoader", "control_net_name", "canny.pth"),
         ("UpscaleModelLoader", "model_name", "4x-UltraSharp"),
         ("CLIPTextEncode", "text", "weights.ckpt"),
-        ("LoraLoaderModelOnly", "lora_name", "loras/sub/deep.safetensors"),
+        (
+            "LoraLoaderModelOnly",
+            "lora_name",
+            "loras/sub/deep.safetensors",
+        ),
         // A custom node's input is a model slot by its name.
         ("VHS_VideoCombine", "vae_name", "vae-without-extension"),
     ] {
@@ -620,7 +624,12 @@ fn a_flood_of_violations_is_listed_up_to_a_cap_and_counted_exactly() {
     let report = vet_json(&api);
     assert_eq!(report.violations.len(), 1_000);
     assert_eq!(report.violation_count, 12_000);
-    assert!(report.violations.iter().all(|v| v.rule == rules::ABSOLUTE_PATH));
+    assert!(
+        report
+            .violations
+            .iter()
+            .all(|v| v.rule == rules::ABSOLUTE_PATH)
+    );
     assert_eq!(report.verdict, VettingVerdict::Rejected);
 }
 

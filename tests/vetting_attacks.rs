@@ -104,17 +104,13 @@ fn class1_nested_subgraph_definitions_are_vetted() {
 // 2a. Model inputs come from ComfyUI's definitions, not from input names.
 #[test]
 fn class2_model_inputs_and_extensions_come_from_comfyui() {
-    let diffusers = |path: &str| {
-        json!({"1": {"class_type": "DiffusersLoader", "inputs": {"model_path": path}}})
-    };
+    let diffusers = |path: &str| json!({"1": {"class_type": "DiffusersLoader", "inputs": {"model_path": path}}});
     refused_for(&diffusers("stolen-diffusers-model"), "model-not-approved");
     let upscale =
         json!({"1": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "evil"}}});
     refused_for(&upscale, "model-not-approved");
     // `.pt2` is an extension ComfyUI loads weights from: a model wherever it appears.
-    let custom = |file: &str| {
-        json!({"1": {"class_type": "VHS_LoadVideoPath", "inputs": {"video": "clip.mp4", "extra": file}}})
-    };
+    let custom = |file: &str| json!({"1": {"class_type": "VHS_LoadVideoPath", "inputs": {"video": "clip.mp4", "extra": file}}});
     refused_for(&custom("exported.pt2"), "model-not-approved");
     approved(&custom("notes.txt"));
 }
@@ -151,10 +147,7 @@ fn class2_promoted_subgraph_widgets_are_checked_at_each_instance() {
                    "inputs": [{"name": "ckpt_name", "type": "COMBO", "widget": {"name": "ckpt_name"}, "link": null}],
                    "outputs": [], "widgets_values": [value]})
         };
-        let mut workflow = ui(
-            json!([instance(1, first), instance(2, second)]),
-            json!([]),
-        );
+        let mut workflow = ui(json!([instance(1, first), instance(2, second)]), json!([]));
         workflow["definitions"] = json!({"subgraphs": [{
             "id": SUB_A,
             "inputs": [{"name": "ckpt_name", "type": "COMBO"}],
@@ -205,8 +198,17 @@ fn class2_group_node_widgets_are_checked_as_the_loaders_values() {
 // 3. A loader without a concrete value: the frontend would pick the folder's first file.
 #[test]
 fn class3_a_loader_without_a_concrete_value_is_refused() {
-    for widgets in [json!([]), json!({}), json!({"ckpt_name": "x"}), json!([""]), json!([null])] {
-        refused_for(&ui(json!([loader(1, widgets)]), json!([])), "model-unresolved");
+    for widgets in [
+        json!([]),
+        json!({}),
+        json!({"ckpt_name": "x"}),
+        json!([""]),
+        json!([null]),
+    ] {
+        refused_for(
+            &ui(json!([loader(1, widgets)]), json!([])),
+            "model-unresolved",
+        );
     }
     let mut missing = loader(1, json!([]));
     missing.as_object_mut().unwrap().remove("widgets_values");
@@ -249,7 +251,8 @@ fn class4_padded_or_quoted_absolute_paths_are_refused() {
         let api = json!({"1": {"class_type": "VHS_LoadVideoPath", "inputs": {"video": climbing}}});
         refused_for(&api, "path-traversal");
     }
-    let api = json!({"1": {"class_type": "VHS_LoadVideoPath", "inputs": {"video": "input/clip.mp4"}}});
+    let api =
+        json!({"1": {"class_type": "VHS_LoadVideoPath", "inputs": {"video": "input/clip.mp4"}}});
     approved(&api);
 }
 
@@ -274,7 +277,10 @@ fn class6_embeddings_in_prompt_text_are_model_references() {
                "2": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}}})
     };
     refused_for(&prompt("a cat, embedding:stolen"), "model-not-approved");
-    refused_for(&prompt("(embedding:stolen:1.2), blurry"), "model-not-approved");
+    refused_for(
+        &prompt("(embedding:stolen:1.2), blurry"),
+        "model-not-approved",
+    );
     refused_for(
         &prompt("a cat\nembedding:EasyNegative"),
         "model-not-approved",

@@ -117,7 +117,9 @@ pub fn vet(members: &[(Str<'_>, Json<'_>)], checker: &mut Checker<'_>) {
                     }
                 }
                 other => match loader {
-                    Some(loader) => checker.check_loader_input(id, class_type, loader, Some(other), ""),
+                    Some(loader) => {
+                        checker.check_loader_input(id, class_type, loader, Some(other), "")
+                    }
                     None => {
                         let slot = if custom && values::is_model_input(name) {
                             Slot::NamedModel

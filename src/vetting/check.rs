@@ -36,6 +36,8 @@ const MAX_ID_SEGMENT: usize = 64;
 const MAX_ID_PATH: usize = 256;
 /// Longest class type a violation carries, in bytes.
 const MAX_CLASS_TYPE: usize = 128;
+/// Most distinct model references a report records; a workflow with more is refused.
+pub const MAX_MODELS: usize = 4_096;
 
 /// How a string value is read as a model reference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +62,7 @@ pub struct Checker<'p> {
     checked_nodes: usize,
     max_nodes: usize,
     over_node_limit: bool,
+    over_model_limit: bool,
 }
 
 impl<'p> Checker<'p> {
@@ -73,6 +76,7 @@ impl<'p> Checker<'p> {
             checked_nodes: 0,
             max_nodes,
             over_node_limit: false,
+            over_model_limit: false,
         }
     }
 
@@ -380,7 +384,13 @@ impl<'p> Checker<'p> {
             Some(Json::String(text)) if !text.is_empty() => text,
             // ComfyUI unwraps `{"__value__": [...]}` constants: every name inside may land.
             Some(container @ (Json::Array(_) | Json::Object(_))) if has_string(container) => {
-                self.check_value(node_id, class_type, input.input.as_deref(), container, Slot::Loader);
+                self.check_value(
+                    node_id,
+                    class_type,
+                    input.input.as_deref(),
+                    container,
+                    Slot::Loader,
+                );
                 return;
             }
             other => {
@@ -401,7 +411,11 @@ impl<'p> Checker<'p> {
                 return;
             }
         };
-        if input.literal_options.iter().any(|option| option == text.as_ref()) {
+        if input
+            .literal_options
+            .iter()
+            .any(|option| option == text.as_ref())
+        {
             return;
         }
         let slot = if ModelInputs::builtin().loads_weights(input) {
@@ -449,7 +463,7 @@ impl<'p> Checker<'p> {
                     approved_as: Some(approval.approved_as.to_owned()),
                     sha256: approval.sha256.map(str::to_owned),
                 };
-                self.resources.models.insert(text.to_owned(), usage);
+                self.record_model(text, usage);
                 return;
             }
             let (rule, message) = match concern {
@@ -533,6 +547,20 @@ impl<'p> Checker<'p> {
         }
     }
 
+    /// Records a model the workflow uses; past `MAX_MODELS` distinct ones the workflow is
+    /// refused once, so that the resource list stays bounded.
+    fn record_model(&mut self, text: &str, usage: ModelUse) {
+        if self.resources.models.len() < MAX_MODELS || self.resources.models.contains_key(text) {
+            self.resources.models.insert(text.to_owned(), usage);
+        } else if !self.over_model_limit {
+            self.over_model_limit = true;
+            self.workflow_violation(
+                rules::LIMIT_EXCEEDED,
+                format!("the workflow refers to more than {MAX_MODELS} distinct models"),
+            );
+        }
+    }
+
     /// Checks one model reference against the approvals.
     fn check_model(&mut self, node_id: &str, class_type: &str, text: &str, at: &str) {
         if text.contains('\\') {
@@ -563,11 +591,11 @@ impl<'p> Checker<'p> {
                     approved_as: Some(approval.approved_as.to_owned()),
                     sha256: approval.sha256.map(str::to_owned),
                 };
-                self.resources.models.insert(text.to_owned(), usage);
+                self.record_model(text, usage);
             }
             None => {
-                self.resources.models.insert(
-                    text.to_owned(),
+                self.record_model(
+                    text,
                     ModelUse {
                         approved_as: None,
                         sha256: None,

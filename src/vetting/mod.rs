@@ -10,8 +10,8 @@ mod check;
 pub mod core_nodes;
 mod graph;
 pub mod import;
-pub mod model_inputs;
 pub mod json;
+pub mod model_inputs;
 pub mod patterns;
 pub mod policy;
 pub mod report;
@@ -98,9 +98,7 @@ fn vet_document(document: &Json, checker: &mut Checker<'_>) -> Option<Format> {
         .any(|(_, node)| node.get("class_type").is_some());
     // A request envelope (`prompt`, the API format ComfyUI queues) beside a UI `nodes` list
     // would be vetted as the one and run as the other.
-    let envelope = REQUEST_KEYS
-        .iter()
-        .find(|key| document.get(key).is_some());
+    let envelope = REQUEST_KEYS.iter().find(|key| document.get(key).is_some());
     match (looks_like_ui, has_api_nodes) {
         (true, false) if envelope.is_some() => {
             checker.workflow_violation(

@@ -350,7 +350,14 @@ impl<'d> Walk<'d, '_, '_> {
                 }
             }
         }
-        self.links(graph, &g, prefix, &infos, &input_links, definition.is_some());
+        self.links(
+            graph,
+            &g,
+            prefix,
+            &infos,
+            &input_links,
+            definition.is_some(),
+        );
         self.loaders(&g, prefix);
     }
 
@@ -394,10 +401,8 @@ impl<'d> Walk<'d, '_, '_> {
                     if demand.fallback && matches!(source, Source::Value(None, _)) {
                         continue;
                     }
-                    let inside = format!(
-                        ", which {} inside the subgraph loads",
-                        shown(demand.loader)
-                    );
+                    let inside =
+                        format!(", which {} inside the subgraph loads", shown(demand.loader));
                     self.judge(&path, class_type, demand.input, source, &inside);
                 }
             }
@@ -514,7 +519,13 @@ impl<'d> Walk<'d, '_, '_> {
 
     /// Checks the values a legacy group node instance stores for the loaders inside: its
     /// widget values follow the inner nodes' widgets in order.
-    fn group_instance_loaders(&mut self, g: &Graph<'d>, prefix: &str, position: usize, group: usize) {
+    fn group_instance_loaders(
+        &mut self,
+        g: &Graph<'d>,
+        prefix: &str,
+        position: usize,
+        group: usize,
+    ) {
         let (_, definition, _) = self.group_nodes[group];
         let inner = definition
             .get("nodes")
@@ -551,8 +562,13 @@ impl<'d> Walk<'d, '_, '_> {
                         " (group node widget {at}, which {} inside loads)",
                         shown(loader)
                     );
-                    self.checker
-                        .check_loader_input(&path, class_type, input, values.get(at), &from);
+                    self.checker.check_loader_input(
+                        &path,
+                        class_type,
+                        input,
+                        values.get(at),
+                        &from,
+                    );
                 }
             }
             Some(_) => {

@@ -59,7 +59,10 @@ pub fn as_path(value: &str) -> &str {
     value.trim_matches(|c: char| {
         c.is_whitespace()
             || c.is_control()
-            || matches!(c, '"' | '\'' | '`' | '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}')
+            || matches!(
+                c,
+                '"' | '\'' | '`' | '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}'
+            )
     })
 }
 
