@@ -229,7 +229,9 @@ fn loader_route(route: u8, depth: usize, value: &str) -> Value {
     match route {
         0 => json!({"nodes": [loader(1, None, value)], "links": []}),
         1 => {
-            let mut nodes = vec![json!({"id": 100, "type": "PrimitiveNode", "outputs": [{"links": [1]}], "widgets_values": [value, "fixed"]})];
+            let mut nodes = vec![
+                json!({"id": 100, "type": "PrimitiveNode", "outputs": [{"links": [1]}], "widgets_values": [value, "fixed"]}),
+            ];
             let mut links = Vec::new();
             for r in 0..depth {
                 nodes.push(json!({"id": 200 + r, "type": "Reroute", "inputs": [{"name": "", "link": r + 1}], "outputs": [{"links": [r + 2]}]}));
@@ -255,20 +257,30 @@ fn loader_route(route: u8, depth: usize, value: &str) -> Value {
                        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "COMBO"}]})
             }).collect();
             let (nodes, links) = if route == 2 {
-                (vec![json!({"id": 1, "type": uuid(0), "inputs": input(None), "outputs": [], "widgets_values": [value]})], vec![])
+                (
+                    vec![
+                        json!({"id": 1, "type": uuid(0), "inputs": input(None), "outputs": [], "widgets_values": [value]}),
+                    ],
+                    vec![],
+                )
             } else {
-                (vec![
-                    json!({"id": 2, "type": "PrimitiveNode", "outputs": [{"links": [7]}], "widgets_values": [value]}),
-                    json!({"id": 1, "type": uuid(0), "inputs": input(Some(7)), "outputs": [], "widgets_values": []}),
-                ], vec![json!([7, 2, 0, 1, 0, "COMBO"])])
+                (
+                    vec![
+                        json!({"id": 2, "type": "PrimitiveNode", "outputs": [{"links": [7]}], "widgets_values": [value]}),
+                        json!({"id": 1, "type": uuid(0), "inputs": input(Some(7)), "outputs": [], "widgets_values": []}),
+                    ],
+                    vec![json!([7, 2, 0, 1, 0, "COMBO"])],
+                )
             };
             json!({"nodes": nodes, "links": links, "definitions": {"subgraphs": definitions}})
         }
-        _ => json!({"nodes": [{"id": 1, "type": "workflow>G", "widgets_values": ["euler", value]}], "links": [],
+        _ => {
+            json!({"nodes": [{"id": 1, "type": "workflow>G", "widgets_values": ["euler", value]}], "links": [],
                     "extra": {"groupNodes": {"G": {"nodes": [
                         {"index": 0, "type": "KSamplerSelect", "widgets_values": ["euler"]},
                         {"index": 1, "type": "CheckpointLoaderSimple", "widgets_values": [APPROVED_MODEL]}
-                    ], "links": []}}}}),
+                    ], "links": []}}}})
+        }
     }
 }
 
