@@ -295,23 +295,28 @@ fn class6_embeddings_in_prompt_text_are_model_references() {
     ));
 }
 
-// 7. Long ids and deep nesting cannot blow up the report.
+// 7. Long ids and deep nesting cannot blow up the report: the instance's 100 KB id is not copied
+// into every inner path and violation.
 #[test]
 fn class7_reports_stay_small_however_long_the_ids() {
     let long = "9".repeat(100_000);
-    let nodes: Vec<Value> = (0..300)
-        .map(|i| json!({"id": format!("{long}{i}"), "type": "EvilNode", "widgets_values": ["/etc/passwd"]}))
+    let nodes: Vec<Value> = (0..1_000)
+        .map(|i| json!({"id": i, "type": "EvilNode", "widgets_values": ["/etc/passwd"]}))
         .collect();
     let mut workflow = ui(
         json!([{"id": long.clone(), "type": SUB_A, "inputs": [], "outputs": []}]),
         json!([]),
     );
     workflow["definitions"] = json!({"subgraphs": [{"id": SUB_A, "nodes": nodes, "links": []}]});
-    let report = vet_json(&workflow);
+    let text = workflow.to_string();
+    assert!(text.len() < 1_572_864);
+    let report = vet(text.as_bytes(), &policy());
     assert_eq!(report.verdict, VettingVerdict::Rejected);
+    assert!(rules_of(&report).contains(&"node-not-approved"));
+    assert!(rules_of(&report).contains(&"absolute-path"));
     let size = serde_json::to_vec(&report).unwrap().len();
     assert!(size < 1_000_000, "report of {size} bytes");
-    assert!(report.violations.iter().all(|v| v.node_id.len() < 400));
+    assert!(report.violations.iter().all(|v| v.node_id.len() <= 300));
 }
 
 // 8. A CheckpointLoader's config file is not a model.
