@@ -320,17 +320,23 @@ fn api_nodes_are_rejected_when_egress_is_blocked() {
 
 #[test]
 fn models_must_be_approved_but_samplers_are_not_models() {
-    for (input, value) in [
-        ("ckpt_name", "other.safetensors"),
-        ("vae_name", "vae-without-extension"),
-        ("unet_name", "flux1-dev.gguf"),
-        ("clip_name1", "t5.sft"),
-        ("control_net_name", "canny.pth"),
-        ("model_name", "4x-UltraSharp"),
-        ("text", "weights.ckpt"),
-        ("lora_name", "loras/sub/deep.safetensors"),
+    for (class_type, input, value) in [
+        ("CheckpointLoaderSimple", "ckpt_name", "other.safetensors"),
+        ("VAELoader", "vae_name", "vae-without-extension"),
+        ("UNETLoader", "unet_name", "flux1-dev.gguf"),
+        ("DualCLIPLoader", "clip_name1", "t5.sft"),
+        ("ControlNetLoader", "control_net_name", "canny.pth"),
+        ("UpscaleModelLoader", "model_name", "4x-UltraSharp"),
+        ("CLIPTextEncode", "text", "weights.ckpt"),
+        (
+            "LoraLoaderModelOnly",
+            "lora_name",
+            "loras/sub/deep.safetensors",
+        ),
+        // A custom node's input is a model slot by its name.
+        ("VHS_VideoCombine", "vae_name", "vae-without-extension"),
     ] {
-        let api = json!({"1": {"class_type": "CheckpointLoaderSimple", "inputs": {input: value}}});
+        let api = json!({"1": {"class_type": class_type, "inputs": {input: value}}});
         assert_rejected_for(&vet_json(&api), rules::MODEL_NOT_APPROVED);
     }
     // ComfyUI unwraps {"__value__": [...]} constants: the slot is still a model slot.
@@ -338,7 +344,14 @@ fn models_must_be_approved_but_samplers_are_not_models() {
     assert_rejected_for(&vet_json(&api), rules::MODEL_NOT_APPROVED);
     let api = json!({"1": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}}});
     assert_eq!(vet_json(&api).verdict, VettingVerdict::Approved);
-    let api = json!({"1": {"class_type": "LoraLoader", "inputs": {"lora_name": "None"}}});
+    // A literal choice that ComfyUI offers beside the files loads nothing; "None" is not one
+    // for a core loader, so it names a file like any other value.
+    let api = json!({"1": {"class_type": "TrainLoraNode", "inputs": {"existing_lora": "[None]"}}});
+    assert!(!rules_of(&vet_json(&api)).contains(&rules::MODEL_NOT_APPROVED));
+    let api = json!({"1": {"class_type": "LoraLoaderModelOnly", "inputs": {"lora_name": "None"}}});
+    assert_rejected_for(&vet_json(&api), rules::MODEL_NOT_APPROVED);
+    // A custom node's "None" still means no model.
+    let api = json!({"1": {"class_type": "VHS_VideoCombine", "inputs": {"lora_name": "None"}}});
     assert_eq!(vet_json(&api).verdict, VettingVerdict::Approved);
 }
 
@@ -603,14 +616,20 @@ fn limits_reject_with_a_reason() {
 }
 
 #[test]
-fn a_flood_of_violations_is_capped_with_a_reason() {
+fn a_flood_of_violations_is_listed_up_to_a_cap_and_counted_exactly() {
     let inputs: serde_json::Map<String, serde_json::Value> = (0..12_000)
         .map(|i| (format!("i{i}"), json!("/etc/passwd")))
         .collect();
     let api = json!({"1": {"class_type": "LoadImage", "inputs": inputs}});
     let report = vet_json(&api);
-    assert_eq!(report.violations.len(), 10_001);
-    assert_eq!(report.violations[0].rule, rules::LIMIT_EXCEEDED);
+    assert_eq!(report.violations.len(), 1_000);
+    assert_eq!(report.violation_count, 12_000);
+    assert!(
+        report
+            .violations
+            .iter()
+            .all(|v| v.rule == rules::ABSOLUTE_PATH)
+    );
     assert_eq!(report.verdict, VettingVerdict::Rejected);
 }
 

@@ -203,6 +203,102 @@ proptest! {
     }
 }
 
+/// File names that must never reach a loader: unapproved, with an extension ComfyUI accepts
+/// that an older list lacked, empty (the frontend picks a file), padded or climbing.
+const DISALLOWED_MODELS: &[&str] = &[
+    "stolen",
+    "stolen.pt2",
+    "",
+    " /etc/passwd",
+    "\"/x.safetensors\"",
+    "loras/../x.safetensors",
+];
+const APPROVED_MODEL: &str = "sd_xl_base_1.0.safetensors";
+
+/// A UI workflow whose `CheckpointLoaderSimple` receives `value` by `route`: 0 its own widget,
+/// 1 a PrimitiveNode through `depth` reroutes, 2 the promoted widget of `depth` nested subgraph
+/// instances, 3 a PrimitiveNode feeding the outermost of `depth` nested subgraphs, 4 a legacy
+/// group node's widget.
+fn loader_route(route: u8, depth: usize, value: &str) -> Value {
+    let uuid = |i: usize| format!("00000000-0000-4000-8000-{i:012x}");
+    let loader = |id: usize, link: Option<usize>, own: &str| {
+        json!({"id": id, "type": "CheckpointLoaderSimple",
+               "inputs": [{"name": "ckpt_name", "type": "COMBO", "widget": {"name": "ckpt_name"}, "link": link}],
+               "outputs": [], "widgets_values": [own]})
+    };
+    match route {
+        0 => json!({"nodes": [loader(1, None, value)], "links": []}),
+        1 => {
+            let mut nodes = vec![
+                json!({"id": 100, "type": "PrimitiveNode", "outputs": [{"links": [1]}], "widgets_values": [value, "fixed"]}),
+            ];
+            let mut links = Vec::new();
+            for r in 0..depth {
+                nodes.push(json!({"id": 200 + r, "type": "Reroute", "inputs": [{"name": "", "link": r + 1}], "outputs": [{"links": [r + 2]}]}));
+                let origin = if r == 0 { 100 } else { 200 + r - 1 };
+                links.push(json!([r + 1, origin, 0, 200 + r, 0, "*"]));
+            }
+            let origin = if depth == 0 { 100 } else { 200 + depth - 1 };
+            links.push(json!([depth + 1, origin, 0, 1, 0, "COMBO"]));
+            nodes.push(loader(1, Some(depth + 1), APPROVED_MODEL));
+            json!({"nodes": nodes, "links": links})
+        }
+        2 | 3 => {
+            // Definition i holds an instance of definition i + 1; the last holds the loader.
+            let depth = depth.max(1);
+            let input = |link: Option<usize>| json!([{"name": "ckpt_name", "type": "COMBO", "widget": {"name": "ckpt_name"}, "link": link}]);
+            let definitions: Vec<Value> = (0..depth).map(|i| {
+                let inner = if i + 1 == depth {
+                    loader(1, Some(1), APPROVED_MODEL)
+                } else {
+                    json!({"id": 1, "type": uuid(i + 1), "inputs": input(Some(1)), "outputs": [], "widgets_values": []})
+                };
+                json!({"id": uuid(i), "inputs": [{"name": "ckpt_name", "type": "COMBO"}], "nodes": [inner],
+                       "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "COMBO"}]})
+            }).collect();
+            let (nodes, links) = if route == 2 {
+                (
+                    vec![
+                        json!({"id": 1, "type": uuid(0), "inputs": input(None), "outputs": [], "widgets_values": [value]}),
+                    ],
+                    vec![],
+                )
+            } else {
+                (
+                    vec![
+                        json!({"id": 2, "type": "PrimitiveNode", "outputs": [{"links": [7]}], "widgets_values": [value]}),
+                        json!({"id": 1, "type": uuid(0), "inputs": input(Some(7)), "outputs": [], "widgets_values": []}),
+                    ],
+                    vec![json!([7, 2, 0, 1, 0, "COMBO"])],
+                )
+            };
+            json!({"nodes": nodes, "links": links, "definitions": {"subgraphs": definitions}})
+        }
+        _ => {
+            json!({"nodes": [{"id": 1, "type": "workflow>G", "widgets_values": ["euler", value]}], "links": [],
+                    "extra": {"groupNodes": {"G": {"nodes": [
+                        {"index": 0, "type": "KSamplerSelect", "widgets_values": ["euler"]},
+                        {"index": 1, "type": "CheckpointLoaderSimple", "widgets_values": [APPROVED_MODEL]}
+                    ], "links": []}}}})
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// However a file name reaches a loader, it is judged there: a bad one never passes and the
+    /// approved one always does.
+    #[test]
+    fn a_loader_value_is_judged_however_it_arrives(route in 0u8..5, depth in 0usize..6, bad in 0..DISALLOWED_MODELS.len()) {
+        let policy = policy();
+        let good = vet(loader_route(route, depth, APPROVED_MODEL).to_string().as_bytes(), &policy);
+        prop_assert_eq!(good.verdict, VettingVerdict::Approved, "{:#?}", good.violations);
+        let hostile = vet(loader_route(route, depth, DISALLOWED_MODELS[bad]).to_string().as_bytes(), &policy);
+        prop_assert_eq!(hostile.verdict, VettingVerdict::Rejected);
+    }
+}
+
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),

@@ -166,7 +166,7 @@ pub fn render_text(workflow: &Path, report: &Report, lists: &[String], policy: &
         "{verdict}: {} ({format} format, {} nodes checked, {} violations, sha256 {})\n",
         workflow.display(),
         report.checked_nodes,
-        report.violations.len(),
+        report.violation_count,
         report.workflow_sha256
     );
     out.push_str(&format!(
@@ -191,6 +191,13 @@ pub fn render_text(workflow: &Path, report: &Report, lists: &[String], policy: &
         out.push_str(&format!(
             "  {node} [{}]: {}\n",
             violation.rule, violation.message
+        ));
+    }
+    let unlisted = (report.violation_count as usize).saturating_sub(report.violations.len());
+    if unlisted > 0 {
+        out.push_str(&format!(
+            "  ... and {unlisted} more violations (only the first {} are listed)\n",
+            report.violations.len()
         ));
     }
     out

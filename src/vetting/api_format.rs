@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 
-use super::check::{Checker, shown};
+use super::check::{Checker, Slot, shown};
 use super::graph::{self, canonical_id};
 use super::json::{Json, Str};
+use super::model_inputs::ModelInputs;
 use super::report::{Format, rules};
+use super::values;
 
 /// Keys a node object may hold besides `class_type` and `inputs`.
 const TOLERATED_NODE_KEYS: &[&str] = &["_meta", "is_changed"];
@@ -93,18 +95,47 @@ pub fn vet(members: &[(Str<'_>, Json<'_>)], checker: &mut Checker<'_>) {
                 continue;
             }
         };
+        // Built-in nodes: the inputs ComfyUI resolves against a folder, from its own
+        // definitions. Custom nodes: by input name and by extension.
+        let loader_inputs = ModelInputs::builtin().inputs_of(class_type);
+        let custom = loader_inputs.is_none() && !checker.policy.core().is_core(class_type);
         for (name, value) in inputs {
+            let loader = loader_inputs.and_then(|loaders| {
+                loaders
+                    .iter()
+                    .find(|l| l.input.as_deref().is_none_or(|input| input == name))
+            });
             match value {
                 Json::Array(items) => {
-                    if let Some(source) = link_source(id, class_type, name, items, &index, checker)
-                    {
+                    let source = link_source(id, class_type, name, items, &index, checker);
+                    if let Some(source) = source {
                         edges.push((source, position));
                     }
+                    if let (Some(loader), [Json::String(from), _]) = (loader, items.as_slice()) {
+                        let source = format!("a link from node {}", shown(from));
+                        checker.loader_input_computed(id, class_type, loader, &source);
+                    }
                 }
-                other => {
-                    let model_slot = super::values::is_model_input(name);
-                    checker.check_value(id, class_type, Some(name), other, model_slot);
-                }
+                other => match loader {
+                    Some(loader) => {
+                        checker.check_loader_input(id, class_type, loader, Some(other), "")
+                    }
+                    None => {
+                        let slot = if custom && values::is_model_input(name) {
+                            Slot::NamedModel
+                        } else {
+                            Slot::Text
+                        };
+                        checker.check_value(id, class_type, Some(name), other, slot);
+                    }
+                },
+            }
+        }
+        for loader in loader_inputs.unwrap_or_default() {
+            if let Some(name) = loader.input.as_deref()
+                && !inputs.iter().any(|(input, _)| input == name)
+            {
+                checker.check_loader_input(id, class_type, loader, None, "");
             }
         }
     }

@@ -1,7 +1,12 @@
 //! Per-node rules shared by both formats: node type and provenance, and every string value
 //! (URLs, escaping paths, model references).
 
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
 use super::json::Json;
+use super::model_inputs::{ModelInput, ModelInputs};
 use super::policy::{Egress, NodeStanding, Policy};
 use super::report::{self, Format, ModelUse, Report, Resources, rules};
 use super::values::{self, Concern};
@@ -23,18 +28,41 @@ impl Provenance<'_> {
 
 const CORE_REGISTRY_ID: &str = "comfy-core";
 const MAX_SHOWN: usize = 120;
-/// Most violations a report lists.
-pub const MAX_VIOLATIONS: usize = 10_000;
+/// Most violations a report lists (the first ones in document order); the report's
+/// `violation_count` is the exact total.
+pub const MAX_VIOLATIONS: usize = 1_000;
+/// Longest node id segment and node id path a violation carries, in bytes.
+const MAX_ID_SEGMENT: usize = 64;
+const MAX_ID_PATH: usize = 256;
+/// Longest class type a violation carries, in bytes.
+const MAX_CLASS_TYPE: usize = 128;
+/// Most distinct model references a report records; a workflow with more is refused.
+pub const MAX_MODELS: usize = 4_096;
+
+/// How a string value is read as a model reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Free text or an unknown input: a model reference only by its extension.
+    Text,
+    /// A custom node's input whose name says it names a model: `None` and `""` mean none.
+    NamedModel,
+    /// An input of a built-in node that ComfyUI resolves against a model folder: the value
+    /// always names a file (an empty value makes the frontend pick one).
+    Loader,
+}
 
 /// Collects violations and resources while the format walkers visit the workflow.
 pub struct Checker<'p> {
     pub policy: &'p Policy,
     violations: Vec<Violation>,
+    /// Hashes of every distinct violation found, listed or not, for exact totals.
+    seen: HashSet<u64>,
+    rejects_always: bool,
     resources: Resources,
     checked_nodes: usize,
     max_nodes: usize,
     over_node_limit: bool,
-    too_many_violations: bool,
+    over_model_limit: bool,
 }
 
 impl<'p> Checker<'p> {
@@ -42,37 +70,36 @@ impl<'p> Checker<'p> {
         Self {
             policy,
             violations: Vec::new(),
+            seen: HashSet::new(),
+            rejects_always: false,
             resources: Resources::default(),
             checked_nodes: 0,
             max_nodes,
             over_node_limit: false,
-            too_many_violations: false,
+            over_model_limit: false,
         }
     }
 
-    /// Records a violation. Past `MAX_VIOLATIONS` (in document order) one `limit-exceeded`
-    /// violation stands for the rest, so that a hostile file cannot make the report huge.
+    /// Records a violation. Ids and class types are cut to a bounded length; the first
+    /// `MAX_VIOLATIONS` distinct violations (in document order) are listed and all are counted,
+    /// so that a hostile file cannot make the report huge.
     pub fn violation(&mut self, node_id: &str, class_type: &str, rule: &str, message: String) {
-        if self.violations.len() >= MAX_VIOLATIONS {
-            if !self.too_many_violations {
-                self.too_many_violations = true;
-                self.violations.push(Violation {
-                    node_id: String::new(),
-                    class_type: String::new(),
-                    rule: rules::LIMIT_EXCEEDED.to_owned(),
-                    message: format!(
-                        "more than {MAX_VIOLATIONS} violations; the rest are not listed"
-                    ),
-                });
-            }
+        let node_id = bounded_path(node_id);
+        let class_type = cut(class_type, MAX_CLASS_TYPE);
+        let mut hasher = std::hash::DefaultHasher::new();
+        (&node_id, &class_type, rule, &message).hash(&mut hasher);
+        if !self.seen.insert(hasher.finish()) {
             return;
         }
-        self.violations.push(Violation {
-            node_id: node_id.to_owned(),
-            class_type: class_type.to_owned(),
-            rule: rule.to_owned(),
-            message,
-        });
+        self.rejects_always |= report::ALWAYS_REJECT.contains(&rule);
+        if self.violations.len() < MAX_VIOLATIONS {
+            self.violations.push(Violation {
+                node_id,
+                class_type,
+                rule: rule.to_owned(),
+                message,
+            });
+        }
     }
 
     /// Records a violation of the workflow as a whole.
@@ -308,32 +335,114 @@ impl<'p> Checker<'p> {
         }
     }
 
-    /// Checks every string inside `value`. `input` is the input's name when known;
-    /// `model_slot` is true when the value sits where the node reads a model name.
+    /// Checks every string inside `value`. `input` is the input's name when known; `slot` says
+    /// how the value is read as a model reference.
     pub fn check_value(
         &mut self,
         node_id: &str,
         class_type: &str,
         input: Option<&str>,
         value: &Json,
-        model_slot: bool,
+        slot: Slot,
     ) {
         match value {
-            Json::String(text) => self.check_string(node_id, class_type, input, text, model_slot),
+            Json::String(text) => self.check_string(node_id, class_type, input, text, slot),
             // A model slot stays one inside containers: ComfyUI unwraps `{"__value__": [...]}`.
             Json::Array(items) => {
                 for item in items {
-                    self.check_value(node_id, class_type, input, item, model_slot);
+                    self.check_value(node_id, class_type, input, item, slot);
                 }
             }
             Json::Object(members) => {
                 for (key, item) in members {
-                    let model_slot = model_slot || values::is_model_input(key);
-                    self.check_value(node_id, class_type, Some(key), item, model_slot);
+                    let slot = if slot == Slot::Text && values::is_model_input(key) {
+                        Slot::NamedModel
+                    } else {
+                        slot
+                    };
+                    self.check_value(node_id, class_type, Some(key), item, slot);
                 }
             }
             Json::Null | Json::Bool(_) | Json::Number(_) => {}
         }
+    }
+
+    /// Checks the value that lands in a built-in loader's file input (`value` is None when
+    /// there is none): it must be a concrete name, and an approved model unless it is one of
+    /// the literal choices ComfyUI offers or the folder holds no weights.
+    pub fn check_loader_input(
+        &mut self,
+        node_id: &str,
+        class_type: &str,
+        input: &ModelInput,
+        value: Option<&Json>,
+        source: &str,
+    ) {
+        let name = input.input.as_deref().unwrap_or("?");
+        let folders = input.folders.join(", ");
+        let text = match value {
+            Some(Json::String(text)) if !text.is_empty() => text,
+            // ComfyUI unwraps `{"__value__": [...]}` constants: every name inside may land.
+            Some(container @ (Json::Array(_) | Json::Object(_))) if has_string(container) => {
+                self.check_value(
+                    node_id,
+                    class_type,
+                    input.input.as_deref(),
+                    container,
+                    Slot::Loader,
+                );
+                return;
+            }
+            other => {
+                let what = match other {
+                    None => "has no value".to_owned(),
+                    Some(Json::String(_)) => "is empty".to_owned(),
+                    Some(other) => format!("is {}", other.kind()),
+                };
+                self.violation(
+                    node_id,
+                    class_type,
+                    rules::MODEL_UNRESOLVED,
+                    format!(
+                        "input {} {what}{source}; ComfyUI would load a file of its own choosing from folder {folders}: set an approved file name",
+                        shown(name)
+                    ),
+                );
+                return;
+            }
+        };
+        if input
+            .literal_options
+            .iter()
+            .any(|option| option == text.as_ref())
+        {
+            return;
+        }
+        let slot = if ModelInputs::builtin().loads_weights(input) {
+            Slot::Loader
+        } else {
+            Slot::Text
+        };
+        self.check_string(node_id, class_type, Some(name), text, slot);
+    }
+
+    /// Refuses a loader input whose value is computed by another node at run time.
+    pub fn loader_input_computed(
+        &mut self,
+        node_id: &str,
+        class_type: &str,
+        input: &ModelInput,
+        source: &str,
+    ) {
+        self.violation(
+            node_id,
+            class_type,
+            rules::MODEL_UNRESOLVED,
+            format!(
+                "input {} is fed by {source}, whose value is only known when it runs; a loader needs a concrete, approved file name",
+                shown(input.input.as_deref().unwrap_or("?"))
+            ),
+        );
     }
 
     fn check_string(
@@ -342,7 +451,7 @@ impl<'p> Checker<'p> {
         class_type: &str,
         input: Option<&str>,
         text: &str,
-        model_slot: bool,
+        slot: Slot,
     ) {
         let at = || input.map_or_else(String::new, |name| format!(" (input {})", shown(name)));
         if let Some(concern) = values::concern(text) {
@@ -354,7 +463,7 @@ impl<'p> Checker<'p> {
                     approved_as: Some(approval.approved_as.to_owned()),
                     sha256: approval.sha256.map(str::to_owned),
                 };
-                self.resources.models.insert(text.to_owned(), usage);
+                self.record_model(text, usage);
                 return;
             }
             let (rule, message) = match concern {
@@ -369,7 +478,7 @@ impl<'p> Checker<'p> {
                 Concern::AbsolutePath => (
                     rules::ABSOLUTE_PATH,
                     format!(
-                        "value {}{} is an absolute path; use a name relative to ComfyUI's folders",
+                        "value {}{} is an absolute path (once the quotes, spaces and control characters that nodes strip are removed); use a name relative to ComfyUI's folders",
                         shown(text),
                         at(),
                     ),
@@ -394,20 +503,74 @@ impl<'p> Checker<'p> {
             self.violation(node_id, class_type, rule, message);
             return;
         }
-        let is_model =
-            (model_slot && !values::is_no_model(text)) || values::has_model_extension(text);
-        if !is_model {
-            return;
+        let is_model = match slot {
+            Slot::Loader => true,
+            Slot::NamedModel => !values::is_no_model(text),
+            Slot::Text => false,
+        } || values::has_model_extension(text);
+        if is_model {
+            self.check_model(node_id, class_type, text, &at());
         }
+        self.check_embeddings(node_id, class_type, text, &at());
+    }
+
+    /// Every `embedding:<name>` in the text loads a file from the embeddings folder: each file
+    /// ComfyUI may pick for it must be approved like any model.
+    fn check_embeddings(&mut self, node_id: &str, class_type: &str, text: &str, at: &str) {
+        for name in values::embedding_names(text) {
+            let context = format!("{at} (`embedding:{}` in text)", cut(name, MAX_SHOWN));
+            if let Some(concern) = values::concern(name) {
+                self.violation(
+                    node_id,
+                    class_type,
+                    concern.rule(),
+                    format!(
+                        "embedding {}{context} must name a file inside the embeddings folder",
+                        shown(name)
+                    ),
+                );
+                continue;
+            }
+            let suffixes = ModelInputs::builtin().embedding_suffixes();
+            let has_suffix = suffixes.iter().any(|suffix| {
+                name.len() > suffix.len()
+                    && name.as_bytes()[name.len() - suffix.len()..]
+                        .eq_ignore_ascii_case(suffix.as_bytes())
+            });
+            self.check_model(node_id, class_type, name, &context);
+            if !has_suffix {
+                // ComfyUI tries these when no file has the bare name.
+                for suffix in suffixes {
+                    self.check_model(node_id, class_type, &format!("{name}{suffix}"), &context);
+                }
+            }
+        }
+    }
+
+    /// Records a model the workflow uses; past `MAX_MODELS` distinct ones the workflow is
+    /// refused once, so that the resource list stays bounded.
+    fn record_model(&mut self, text: &str, usage: ModelUse) {
+        if self.resources.models.len() < MAX_MODELS || self.resources.models.contains_key(text) {
+            self.resources.models.insert(text.to_owned(), usage);
+        } else if !self.over_model_limit {
+            self.over_model_limit = true;
+            self.workflow_violation(
+                rules::LIMIT_EXCEEDED,
+                format!("the workflow refers to more than {MAX_MODELS} distinct models"),
+            );
+        }
+    }
+
+    /// Checks one model reference against the approvals.
+    fn check_model(&mut self, node_id: &str, class_type: &str, text: &str, at: &str) {
         if text.contains('\\') {
             self.violation(
                 node_id,
                 class_type,
                 rules::PATH_TRAVERSAL,
                 format!(
-                    "model reference {}{} contains a backslash; use `/` between folders",
+                    "model reference {}{at} contains a backslash; use `/` between folders",
                     shown(text),
-                    at(),
                 ),
             );
             return;
@@ -428,11 +591,11 @@ impl<'p> Checker<'p> {
                     approved_as: Some(approval.approved_as.to_owned()),
                     sha256: approval.sha256.map(str::to_owned),
                 };
-                self.resources.models.insert(text.to_owned(), usage);
+                self.record_model(text, usage);
             }
             None => {
-                self.resources.models.insert(
-                    text.to_owned(),
+                self.record_model(
+                    text,
                     ModelUse {
                         approved_as: None,
                         sha256: None,
@@ -443,9 +606,8 @@ impl<'p> Checker<'p> {
                     class_type,
                     rules::MODEL_NOT_APPROVED,
                     format!(
-                        "model {}{} is not approved; add it under spec.models of an ApprovedNodeList (identifier or pattern)",
+                        "model {}{at} is not approved; add it under spec.models of an ApprovedNodeList (identifier or pattern)",
                         shown(text),
-                        at(),
                     ),
                 );
             }
@@ -455,14 +617,26 @@ impl<'p> Checker<'p> {
     /// Sorts the violations and builds the report.
     pub fn finish(mut self, format: Option<Format>, workflow_sha256: String) -> Report {
         report::sort_violations(&mut self.violations);
+        let violation_count = self.seen.len();
         Report {
-            verdict: report::verdict(self.policy.mode, &self.violations),
+            verdict: report::verdict_of(self.policy.mode, violation_count, self.rejects_always),
             format,
             violations: self.violations,
+            violation_count: u32::try_from(violation_count).unwrap_or(u32::MAX),
             checked_nodes: u32::try_from(self.checked_nodes).unwrap_or(u32::MAX),
             workflow_sha256,
             resources: self.resources,
         }
+    }
+}
+
+/// True when `value` is or holds a non-empty string.
+fn has_string(value: &Json) -> bool {
+    match value {
+        Json::String(text) => !text.is_empty(),
+        Json::Array(items) => items.iter().any(has_string),
+        Json::Object(members) => members.iter().any(|(_, item)| has_string(item)),
+        Json::Null | Json::Bool(_) | Json::Number(_) => false,
     }
 }
 
@@ -494,10 +668,47 @@ pub fn looks_like_uuid(value: &str) -> bool {
 
 /// A value for a message: quoted, escaped and cut to a readable length.
 pub fn shown(value: &str) -> String {
-    if value.chars().count() <= MAX_SHOWN {
-        format!("{value:?}")
-    } else {
-        let cut: String = value.chars().take(MAX_SHOWN).collect();
-        format!("{cut:?}…")
+    format!("{:?}", cut(value, MAX_SHOWN))
+}
+
+/// `value` cut to at most `max` bytes at a character boundary, marked with `…` when cut.
+pub fn cut(value: &str, max: usize) -> String {
+    if value.len() <= max {
+        return value.to_owned();
     }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &value[..end])
+}
+
+/// The id of a node inside nested graphs: `parent/child`, each segment and the whole path cut
+/// to a bounded length, so that long ids and deep nesting cannot make paths (and reports) grow.
+pub fn child_path(prefix: &str, id: &str) -> String {
+    if prefix.is_empty() {
+        bounded_path(id)
+    } else {
+        bounded_path(&format!("{prefix}/{}", cut(id, MAX_ID_SEGMENT)))
+    }
+}
+
+fn bounded_path(path: &str) -> String {
+    if path.len() <= MAX_ID_SEGMENT || (path.len() <= MAX_ID_PATH && path.contains('/')) {
+        return path.to_owned();
+    }
+    if !path.contains('/') {
+        return cut(path, MAX_ID_SEGMENT);
+    }
+    let segments: Vec<Cow<'_, str>> = path
+        .split('/')
+        .map(|segment| {
+            if segment.len() > MAX_ID_SEGMENT {
+                Cow::Owned(cut(segment, MAX_ID_SEGMENT))
+            } else {
+                Cow::Borrowed(segment)
+            }
+        })
+        .collect();
+    cut(&segments.join("/"), MAX_ID_PATH)
 }

@@ -11,10 +11,12 @@ pub mod core_nodes;
 mod graph;
 pub mod import;
 pub mod json;
+pub mod model_inputs;
 pub mod patterns;
 pub mod policy;
 pub mod report;
 pub mod status;
+mod ui_flow;
 mod ui_format;
 pub mod values;
 
@@ -76,6 +78,9 @@ pub fn vet_with_limits(bytes: &[u8], policy: &Policy, limits: &Limits) -> Report
     checker.finish(format, workflow_sha256)
 }
 
+/// Top-level keys of a ComfyUI `/prompt` request, which carries the API format.
+const REQUEST_KEYS: &[&str] = &["prompt", "extra_data", "client_id", "prompt_id"];
+
 fn vet_document(document: &Json, checker: &mut Checker<'_>) -> Option<Format> {
     let Some(members) = document.as_object() else {
         checker.workflow_violation(
@@ -91,7 +96,20 @@ fn vet_document(document: &Json, checker: &mut Checker<'_>) -> Option<Format> {
     let has_api_nodes = members
         .iter()
         .any(|(_, node)| node.get("class_type").is_some());
+    // A request envelope (`prompt`, the API format ComfyUI queues) beside a UI `nodes` list
+    // would be vetted as the one and run as the other.
+    let envelope = REQUEST_KEYS.iter().find(|key| document.get(key).is_some());
     match (looks_like_ui, has_api_nodes) {
+        (true, false) if envelope.is_some() => {
+            checker.workflow_violation(
+                rules::UNKNOWN_FORMAT,
+                format!(
+                    "the workflow has a UI-format `nodes` list and a top-level {} of a queue request; a document must be exactly one format: submit the UI workflow or the API prompt, not both",
+                    envelope.map_or("", |key| key)
+                ),
+            );
+            None
+        }
         (true, false) => {
             ui_format::vet(document, checker);
             Some(Format::Ui)

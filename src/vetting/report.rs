@@ -56,6 +56,9 @@ pub mod rules {
     pub const API_NODE_EGRESS: &str = "api-node-egress";
     /// A model reference no approval matches.
     pub const MODEL_NOT_APPROVED: &str = "model-not-approved";
+    /// A loader's file input without a concrete name (empty, missing, object-shaped, or
+    /// computed by another node), for which ComfyUI would choose the file.
+    pub const MODEL_UNRESOLVED: &str = "model-unresolved";
     /// A URL-valued input.
     pub const URL_INPUT: &str = "url-input";
     /// An absolute path.
@@ -111,8 +114,11 @@ pub struct Report {
     /// The format detected, when one was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<Format>,
-    /// Violations, sorted by node id (numerically where ids are numbers), then rule, then message.
+    /// Violations, sorted by node id (numerically where ids are numbers), then rule, then
+    /// message: the first `MAX_VIOLATIONS` found, in document order.
     pub violations: Vec<Violation>,
+    /// How many distinct violations were found in all, listed or not.
+    pub violation_count: u32,
     /// Nodes checked, subgraph nodes included.
     pub checked_nodes: u32,
     /// SHA-256 (lowercase hex) of the workflow bytes.
@@ -131,15 +137,12 @@ impl Report {
     }
 }
 
-/// The verdict for `violations` under `mode`.
-pub fn verdict(mode: Mode, violations: &[Violation]) -> VettingVerdict {
-    if violations.is_empty() {
+/// The verdict for `count` violations under `mode`; `rejects_always` when one of them has a
+/// rule of [`ALWAYS_REJECT`].
+pub fn verdict_of(mode: Mode, count: usize, rejects_always: bool) -> VettingVerdict {
+    if count == 0 {
         VettingVerdict::Approved
-    } else if mode == Mode::Warn
-        && violations
-            .iter()
-            .all(|v| !ALWAYS_REJECT.contains(&v.rule.as_str()))
-    {
+    } else if mode == Mode::Warn && !rejects_always {
         VettingVerdict::ApprovedWithWarnings
     } else {
         VettingVerdict::Rejected

@@ -20,7 +20,7 @@ pub fn vetting_status(report: &Report, policy: VettingPolicyRef) -> VettingStatu
             .take(MAX_LISTED_VIOLATIONS)
             .cloned()
             .collect(),
-        violation_count: u32::try_from(report.violations.len()).unwrap_or(u32::MAX),
+        violation_count: report.violation_count,
         checked_nodes: report.checked_nodes,
         workflow_sha256: report.workflow_sha256.clone(),
         // The worker verifies these before ComfyUI may load them.

@@ -1,77 +1,38 @@
 //! The UI (workflow) format: `nodes[]` with `type`, `widgets_values` and `properties`, `links[]`,
-//! and subgraphs under `definitions.subgraphs`, whose instance nodes are typed by the
-//! subgraph's id and which can nest. Every definition is vetted once, under the id path of the
-//! first instance that uses it (or its own id when no instance does).
+//! and subgraphs under `definitions.subgraphs` (read recursively: a definition can carry its
+//! own `definitions.subgraphs`, which the frontend registers too), whose instance nodes are typed
+//! by the subgraph's id. Every definition is vetted once, under the id path of the first
+//! instance that uses it (or its own id when no instance does); the values that each instance
+//! supplies to loaders inside (promoted widgets, links) are checked at the instance.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::check::{Checker, Provenance, looks_like_uuid, shown};
+use super::check::{Checker, Provenance, Slot, child_path, looks_like_uuid, shown};
 use super::graph::{canonical_id, nodes_in_cycles};
-use super::json::{Json, Number};
+use super::json::Json;
+use super::model_inputs::{ModelInput, ModelInputs};
 use super::policy::NodeStanding;
 use super::report::{Format, rules};
-
-/// Id of the virtual input node inside a subgraph.
-const SUBGRAPH_INPUT_NODE: i64 = -10;
+use super::ui_flow::{Graph, LinkParts, NodeKey, SUBGRAPH_INPUT_NODE, Source, input_link};
 
 /// Frontend-only node types whose widgets hold free text that never reaches the backend.
 const COMMENT_NODES: &[&str] = &["Note", "MarkdownNote"];
 
-/// Widget positions that hold a model name, for ComfyUI's core loaders. Values with a model
-/// file extension are model references wherever they are; this catches names without one.
-const MODEL_WIDGETS: &[(&str, &[usize])] = &[
-    ("CheckpointLoaderSimple", &[0]),
-    ("CheckpointLoader", &[0, 1]),
-    ("ImageOnlyCheckpointLoader", &[0]),
-    ("unCLIPCheckpointLoader", &[0]),
-    ("DiffusersLoader", &[0]),
-    ("VAELoader", &[0]),
-    ("LoraLoader", &[0]),
-    ("LoraLoaderModelOnly", &[0]),
-    ("UNETLoader", &[0]),
-    ("CLIPLoader", &[0]),
-    ("DualCLIPLoader", &[0, 1]),
-    ("TripleCLIPLoader", &[0, 1, 2]),
-    ("QuadrupleCLIPLoader", &[0, 1, 2, 3]),
-    ("ControlNetLoader", &[0]),
-    ("DiffControlNetLoader", &[0]),
-    ("CLIPVisionLoader", &[0]),
-    ("StyleModelLoader", &[0]),
-    ("UpscaleModelLoader", &[0]),
-    ("GLIGENLoader", &[0]),
-    ("HypernetworkLoader", &[0]),
-    ("PhotoMakerLoader", &[0]),
-    ("AudioEncoderLoader", &[0]),
-];
-
-/// A node id as written: a number and a string with the same digits are different ids.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum NodeKey {
-    Number(i64),
-    Text(String),
-}
-
-impl NodeKey {
-    fn read(value: &Json) -> Option<NodeKey> {
-        match value {
-            Json::Number(Number::Unsigned(n)) => i64::try_from(*n).ok().map(NodeKey::Number),
-            Json::Number(Number::Signed(n)) => Some(NodeKey::Number(*n)),
-            Json::String(s) => Some(NodeKey::Text(s.to_string())),
-            _ => None,
-        }
-    }
-
-    fn display(&self) -> String {
-        match self {
-            NodeKey::Number(n) => n.to_string(),
-            NodeKey::Text(s) => s.clone(),
-        }
-    }
-}
-
 struct NodeInfo {
     outputs: Option<usize>,
     inputs: Option<usize>,
+}
+
+/// A loader input inside a subgraph definition that is fed from the subgraph's input `slot`:
+/// each instance must supply a concrete, approved value there.
+#[derive(Clone, Copy)]
+struct Demand<'d> {
+    slot: u64,
+    input: &'static ModelInput,
+    loader: &'d str,
+    /// The loader's own widget holds a value, which lands when the instance supplies none
+    /// (and which is checked with the definition).
+    fallback: bool,
 }
 
 struct Walk<'d, 'c, 'p> {
@@ -79,11 +40,18 @@ struct Walk<'d, 'c, 'p> {
     definitions: HashMap<&'d str, usize>,
     definition_nodes: Vec<&'d Json<'d>>,
     scheduled: Vec<bool>,
+    /// Every definition before this one has been scheduled.
+    next_unscheduled: usize,
     queue: VecDeque<(usize, String)>,
     /// `(definition, definition it instantiates)`, for subgraph cycles.
     nesting: Vec<(usize, usize)>,
+    /// Per definition, once computed: the loader inputs its instances feed.
+    demands: Vec<Option<Vec<Demand<'d>>>>,
+    demanding: Vec<bool>,
     /// Legacy group nodes (`extra.groupNodes`), by name, and whether each was vetted.
     group_nodes: Vec<(&'d str, &'d Json<'d>, bool)>,
+    group_names: HashMap<&'d str, usize>,
+    group_queue: VecDeque<(usize, String)>,
     stopped: bool,
 }
 
@@ -93,41 +61,59 @@ pub fn vet<'d>(document: &'d Json<'d>, checker: &mut Checker<'_>) {
         definitions: HashMap::new(),
         definition_nodes: Vec::new(),
         scheduled: Vec::new(),
+        next_unscheduled: 0,
         queue: VecDeque::new(),
         nesting: Vec::new(),
+        demands: Vec::new(),
+        demanding: Vec::new(),
         group_nodes: Vec::new(),
+        group_names: HashMap::new(),
+        group_queue: VecDeque::new(),
         stopped: false,
     };
     walk.read_definitions(document);
+    walk.demands = vec![None; walk.definition_nodes.len()];
+    walk.demanding = vec![false; walk.definition_nodes.len()];
     walk.read_group_nodes(document);
     walk.graph(document, "", None);
     loop {
-        while let Some((definition, prefix)) = walk.queue.pop_front() {
-            if walk.stopped {
-                return;
-            }
+        if walk.stopped {
+            return;
+        }
+        if let Some((definition, prefix)) = walk.queue.pop_front() {
             let graph = walk.definition_nodes[definition];
             walk.graph(graph, &prefix, Some(definition));
+            continue;
+        }
+        if let Some((group, prefix)) = walk.group_queue.pop_front() {
+            walk.group(group, &prefix);
+            continue;
         }
         // Definitions no instance uses are vetted too: a later edit could use them.
-        match walk.scheduled.iter().position(|done| !done) {
-            Some(unused) => {
-                walk.scheduled[unused] = true;
-                let id = walk.definition_nodes[unused]
-                    .get("id")
-                    .and_then(Json::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                walk.queue.push_back((unused, id));
-            }
-            None => break,
+        while walk.next_unscheduled < walk.scheduled.len() && walk.scheduled[walk.next_unscheduled]
+        {
+            walk.next_unscheduled += 1;
         }
-    }
-    for group in 0..walk.group_nodes.len() {
-        if !walk.group_nodes[group].2 {
+        if let Some(&id) = walk
+            .definition_nodes
+            .get(walk.next_unscheduled)
+            .and_then(|definition| definition.get("id"))
+            .and_then(Json::as_str)
+            .as_ref()
+        {
+            let unused = walk.next_unscheduled;
+            walk.scheduled[unused] = true;
+            walk.queue.push_back((unused, child_path("", id)));
+            continue;
+        }
+        if let Some(group) = walk.group_nodes.iter().position(|(_, _, done)| !done) {
             let name = walk.group_nodes[group].0;
-            walk.group(group, &format!("workflow>{name}"));
+            walk.group_nodes[group].2 = true;
+            walk.group_queue
+                .push_back((group, child_path("", &format!("workflow>{name}"))));
+            continue;
         }
+        break;
     }
     let count = walk.definition_nodes.len();
     for definition in nodes_in_cycles(count, &walk.nesting) {
@@ -145,61 +131,76 @@ pub fn vet<'d>(document: &'d Json<'d>, checker: &mut Checker<'_>) {
 }
 
 impl<'d> Walk<'d, '_, '_> {
+    /// Registers every subgraph definition: the workflow's and, recursively, those nested in
+    /// definitions.
     fn read_definitions(&mut self, document: &'d Json<'d>) {
-        let Some(definitions) = document.get("definitions") else {
-            return;
-        };
-        let subgraphs = match definitions.get("subgraphs") {
-            None if definitions.as_object().is_some() => return,
-            Some(Json::Array(subgraphs)) => subgraphs,
-            _ => {
-                self.checker.workflow_violation(
-                    rules::UNEXPECTED_SHAPE,
-                    "definitions.subgraphs is not a list of subgraphs".into(),
-                );
-                return;
-            }
-        };
-        for subgraph in subgraphs {
-            let Some(id) = subgraph.get("id").and_then(Json::as_str) else {
-                self.checker.workflow_violation(
-                    rules::UNEXPECTED_SHAPE,
-                    "a subgraph definition has no string id".into(),
-                );
+        let mut holders = vec![document];
+        while let Some(holder) = holders.pop() {
+            let Some(definitions) = holder.get("definitions") else {
                 continue;
             };
-            if !looks_like_uuid(id) {
-                // Instances are matched by type; an id like "KSampler" would let a subgraph
-                // pose as a node type.
-                self.checker.violation(
-                    id,
-                    "",
-                    rules::UNEXPECTED_SHAPE,
-                    "a subgraph definition id must be a UUID".into(),
-                );
-                continue;
+            let subgraphs = match definitions.get("subgraphs") {
+                None if definitions.as_object().is_some() => continue,
+                Some(Json::Array(subgraphs)) => subgraphs,
+                _ => {
+                    self.checker.workflow_violation(
+                        rules::UNEXPECTED_SHAPE,
+                        "definitions.subgraphs is not a list of subgraphs".into(),
+                    );
+                    continue;
+                }
+            };
+            for subgraph in subgraphs {
+                if self.read_definition(subgraph) {
+                    holders.push(subgraph);
+                }
             }
-            if !matches!(subgraph.get("nodes"), Some(Json::Array(_))) {
-                self.checker.violation(
-                    id,
-                    "",
-                    rules::UNEXPECTED_SHAPE,
-                    "the subgraph definition has no nodes list".into(),
-                );
-                continue;
-            }
-            let index = self.definition_nodes.len();
-            if self.definitions.insert(id, index).is_some() {
-                self.checker.violation(
-                    id,
-                    "",
-                    rules::DUPLICATE_ID,
-                    "two subgraph definitions have this id".into(),
-                );
-            }
-            self.definition_nodes.push(subgraph);
-            self.scheduled.push(false);
         }
+    }
+
+    /// Registers one definition; true when it was read (and may nest further definitions).
+    fn read_definition(&mut self, subgraph: &'d Json<'d>) -> bool {
+        let Some(id) = subgraph.get("id").and_then(Json::as_str) else {
+            self.checker.workflow_violation(
+                rules::UNEXPECTED_SHAPE,
+                "a subgraph definition has no string id".into(),
+            );
+            return false;
+        };
+        if !looks_like_uuid(id) {
+            // Instances are matched by type; an id like "KSampler" would let a subgraph pose
+            // as a node type.
+            self.checker.violation(
+                id,
+                "",
+                rules::UNEXPECTED_SHAPE,
+                "a subgraph definition id must be a UUID".into(),
+            );
+            return false;
+        }
+        if !matches!(subgraph.get("nodes"), Some(Json::Array(_))) {
+            self.checker.violation(
+                id,
+                "",
+                rules::UNEXPECTED_SHAPE,
+                "the subgraph definition has no nodes list".into(),
+            );
+            return false;
+        }
+        let index = self.definition_nodes.len();
+        if self.definitions.insert(id, index).is_some() {
+            // Nested or not, two definitions with one id: which one an instance runs depends
+            // on registration order.
+            self.checker.violation(
+                id,
+                "",
+                rules::DUPLICATE_ID,
+                "two subgraph definitions have this id (one may be nested in another)".into(),
+            );
+        }
+        self.definition_nodes.push(subgraph);
+        self.scheduled.push(false);
+        true
     }
 
     fn read_group_nodes(&mut self, document: &'d Json<'d>) {
@@ -217,14 +218,15 @@ impl<'d> Walk<'d, '_, '_> {
             return;
         };
         for (name, group) in groups {
+            self.group_names.insert(name, self.group_nodes.len());
             self.group_nodes.push((name, group, false));
         }
     }
 
-    /// Vets the nodes of a legacy group node definition under `prefix`.
+    /// Vets the nodes of a legacy group node definition under `prefix`. The loaders inside
+    /// are judged on the definition's own values, which land when an instance stores none.
     fn group(&mut self, group: usize, prefix: &str) {
         let (name, definition, _) = self.group_nodes[group];
-        self.group_nodes[group].2 = true;
         let Some(nodes) = definition.get("nodes").and_then(Json::as_array) else {
             self.checker.violation(
                 prefix,
@@ -243,15 +245,31 @@ impl<'d> Walk<'d, '_, '_> {
                 .get("index")
                 .and_then(Json::as_index)
                 .map_or_else(|| position.to_string(), |i| i.to_string());
-            let path = format!("{prefix}/{index}");
-            match node.get("type").and_then(Json::as_str) {
-                Some(class_type) => self.node(node, &path, class_type, None),
-                None => self.checker.violation(
+            let path = child_path(prefix, &index);
+            let Some(class_type) = node.get("type").and_then(Json::as_str) else {
+                self.checker.violation(
                     &path,
                     "",
                     rules::UNEXPECTED_SHAPE,
                     "a node of the group node definition has no string type".into(),
-                ),
+                );
+                continue;
+            };
+            self.node(node, &path, class_type, None);
+            for input in ModelInputs::builtin()
+                .inputs_of(class_type)
+                .unwrap_or_default()
+            {
+                let linked = input
+                    .input
+                    .as_deref()
+                    .is_some_and(|name| input_link(node, name).is_some());
+                let source = if linked {
+                    Source::Computed("a link inside the group node".into())
+                } else {
+                    Graph::widget_source(node, input)
+                };
+                self.judge(&path, class_type, input, source, "");
             }
         }
     }
@@ -261,29 +279,17 @@ impl<'d> Walk<'d, '_, '_> {
         let Some(nodes) = graph.get("nodes").and_then(Json::as_array) else {
             return;
         };
-        let mut index: HashMap<NodeKey, usize> = HashMap::with_capacity(nodes.len());
-        let mut canonical: HashMap<String, NodeKey> = HashMap::with_capacity(nodes.len());
+        let g = Graph::read(graph, definition.is_some());
+        let mut seen: HashSet<NodeKey<'d>> = HashSet::with_capacity(nodes.len());
+        let mut canonical: HashMap<String, NodeKey<'d>> = HashMap::with_capacity(nodes.len());
         let mut infos: Vec<NodeInfo> = Vec::with_capacity(nodes.len());
-        let mut paths: Vec<String> = Vec::with_capacity(nodes.len());
-        let mut types: Vec<&str> = Vec::with_capacity(nodes.len());
         let mut input_links: Vec<(usize, u64)> = Vec::new();
 
-        for node in nodes {
+        for (position, node) in nodes.iter().enumerate() {
             if !self.checker.count_node() {
                 self.stopped = true;
                 return;
             }
-            let position = infos.len();
-            let key = node.get("id").and_then(NodeKey::read);
-            let class_type = node.get("type").and_then(Json::as_str);
-            let shown_id = key
-                .as_ref()
-                .map_or_else(|| "?".to_owned(), NodeKey::display);
-            let path = if prefix.is_empty() {
-                shown_id.clone()
-            } else {
-                format!("{prefix}/{shown_id}")
-            };
             infos.push(NodeInfo {
                 outputs: node
                     .get("outputs")
@@ -294,9 +300,9 @@ impl<'d> Walk<'d, '_, '_> {
                     .and_then(Json::as_array)
                     .map(<[Json]>::len),
             });
-            types.push(class_type.unwrap_or_default());
-            paths.push(path.clone());
-            let (Some(key), Some(class_type)) = (key, class_type) else {
+            let path = g.path(prefix, position);
+            let class_type = node.get("type").and_then(Json::as_str);
+            let (Some(key), Some(class_type)) = (g.keys[position], class_type) else {
                 self.checker.violation(
                     &path,
                     class_type.unwrap_or_default(),
@@ -305,14 +311,14 @@ impl<'d> Walk<'d, '_, '_> {
                 );
                 continue;
             };
-            if index.insert(key.clone(), position).is_some() {
+            if !seen.insert(key) {
                 self.checker.violation(
                     &path,
                     class_type,
                     rules::DUPLICATE_ID,
-                    format!("two nodes in this graph have id {}", shown(&shown_id)),
+                    format!("two nodes in this graph have id {}", shown(&key.display())),
                 );
-            } else if let Some(previous) = canonical.insert(canonical_id(&shown_id), key.clone())
+            } else if let Some(previous) = canonical.insert(canonical_id(&key.display()), key)
                 && previous != key
             {
                 self.checker.violation(
@@ -346,16 +352,240 @@ impl<'d> Walk<'d, '_, '_> {
         }
         self.links(
             graph,
-            &index,
+            &g,
+            prefix,
             &infos,
-            &paths,
-            &types,
             &input_links,
             definition.is_some(),
         );
+        self.loaders(&g, prefix);
     }
 
-    /// Vets one node: its type (or subgraph), provenance and widget values.
+    /// Checks every value that lands in a loader's file input in this graph, where it lands:
+    /// the loaders' own, and those that subgraph and group node instances supply.
+    fn loaders(&mut self, g: &Graph<'d>, prefix: &str) {
+        let table = ModelInputs::builtin();
+        for position in 0..g.nodes.len() {
+            let class_type = g.types[position];
+            if let Some(inputs) = table.inputs_of(class_type) {
+                let path = g.path(prefix, position);
+                for input in inputs {
+                    let source = match g.loader_source(position, input) {
+                        // Fed by each instance; the loader's own value lands when an instance
+                        // supplies none, so it is checked here when there is one.
+                        Source::SubgraphInput(_) => match own_value(&g.nodes[position], input) {
+                            Some(own) => own,
+                            None => continue,
+                        },
+                        source => source,
+                    };
+                    self.judge(&path, class_type, input, source, "");
+                }
+            } else if let Some(group) = self.group_instance(class_type) {
+                self.group_instance_loaders(g, prefix, position, group);
+            } else if let Some(&definition) = self.definitions.get(class_type) {
+                let demands = self.demands(definition);
+                if demands.is_empty() {
+                    continue;
+                }
+                let path = g.path(prefix, position);
+                let names = self.definition_nodes[definition]
+                    .get("inputs")
+                    .and_then(Json::as_array);
+                for demand in demands {
+                    let name = names.and_then(|inputs| {
+                        let at = usize::try_from(demand.slot).ok()?;
+                        inputs.get(at)?.get("name").and_then(Json::as_str)
+                    });
+                    let source = g.instance_source(position, demand.slot, name);
+                    if demand.fallback && matches!(source, Source::Value(None, _)) {
+                        continue;
+                    }
+                    let inside =
+                        format!(", which {} inside the subgraph loads", shown(demand.loader));
+                    self.judge(&path, class_type, demand.input, source, &inside);
+                }
+            }
+        }
+    }
+
+    /// Reports on the value a loader input receives from `source`.
+    fn judge(
+        &mut self,
+        path: &str,
+        class_type: &str,
+        input: &ModelInput,
+        source: Source<'d>,
+        inside: &str,
+    ) {
+        match source {
+            Source::Value(value, from) => self.checker.check_loader_input(
+                path,
+                class_type,
+                input,
+                value,
+                &format!("{from}{inside}"),
+            ),
+            Source::AnyWidget(values) => {
+                let mut any = false;
+                for value in values.iter().filter(|value| value.as_str().is_some()) {
+                    any = true;
+                    self.checker
+                        .check_loader_input(path, class_type, input, Some(value), inside);
+                }
+                if !any {
+                    self.checker
+                        .check_loader_input(path, class_type, input, None, inside);
+                }
+            }
+            // Resolved at each instance of the subgraph.
+            Source::SubgraphInput(_) => {}
+            Source::Computed(what) => self.checker.loader_input_computed(
+                path,
+                class_type,
+                input,
+                &format!("{what}{inside}"),
+            ),
+        }
+    }
+
+    /// The loader inputs inside `definition` (and the subgraphs it nests) that are fed from
+    /// its own inputs, computed once per definition, children first, without recursion.
+    fn demands(&mut self, definition: usize) -> Vec<Demand<'d>> {
+        let table = ModelInputs::builtin();
+        let mut stack = vec![definition];
+        while let Some(&current) = stack.last() {
+            if self.demands[current].is_some() {
+                stack.pop();
+                continue;
+            }
+            let g = Graph::read(self.definition_nodes[current], true);
+            if !self.demanding[current] {
+                self.demanding[current] = true;
+                let before = stack.len();
+                for class_type in &g.types {
+                    if let Some(&nested) = self.definitions.get(class_type)
+                        && self.demands[nested].is_none()
+                        && !self.demanding[nested]
+                    {
+                        stack.push(nested);
+                    }
+                }
+                if stack.len() > before {
+                    continue;
+                }
+            }
+            let mut found: Vec<Demand<'d>> = Vec::new();
+            for position in 0..g.nodes.len() {
+                let class_type = g.types[position];
+                if let Some(inputs) = table.inputs_of(class_type) {
+                    for input in inputs {
+                        if let Source::SubgraphInput(slot) = g.loader_source(position, input) {
+                            found.push(Demand {
+                                slot,
+                                input,
+                                loader: class_type,
+                                fallback: own_value(&g.nodes[position], input).is_some(),
+                            });
+                        }
+                    }
+                } else if let Some(&nested) = self.definitions.get(class_type) {
+                    // A subgraph on a cycle is still being computed: it adds nothing here
+                    // (the cycle itself is refused).
+                    let names = self.definition_nodes[nested]
+                        .get("inputs")
+                        .and_then(Json::as_array);
+                    for demand in self.demands[nested].as_deref().unwrap_or_default() {
+                        let name = names.and_then(|inputs| {
+                            let at = usize::try_from(demand.slot).ok()?;
+                            inputs.get(at)?.get("name").and_then(Json::as_str)
+                        });
+                        if let Source::SubgraphInput(slot) =
+                            g.instance_source(position, demand.slot, name)
+                        {
+                            found.push(Demand { slot, ..*demand });
+                        }
+                    }
+                }
+            }
+            // One entry per slot and input: instances repeated inside stay bounded.
+            found.sort_by_key(|demand| (demand.slot, std::ptr::from_ref(demand.input) as usize));
+            found.dedup_by_key(|demand| (demand.slot, std::ptr::from_ref(demand.input) as usize));
+            self.demands[current] = Some(found);
+            stack.pop();
+        }
+        self.demands[definition].clone().unwrap_or_default()
+    }
+
+    /// Checks the values a legacy group node instance stores for the loaders inside: its
+    /// widget values follow the inner nodes' widgets in order.
+    fn group_instance_loaders(
+        &mut self,
+        g: &Graph<'d>,
+        prefix: &str,
+        position: usize,
+        group: usize,
+    ) {
+        let (_, definition, _) = self.group_nodes[group];
+        let inner = definition
+            .get("nodes")
+            .and_then(Json::as_array)
+            .unwrap_or_default();
+        let table = ModelInputs::builtin();
+        let mut offset = 0;
+        let mut exact = true;
+        let mut slots: Vec<(usize, &'static ModelInput, &'d str)> = Vec::new();
+        for node in inner {
+            let class_type = node.get("type").and_then(Json::as_str).unwrap_or_default();
+            for input in table.inputs_of(class_type).unwrap_or_default() {
+                match input.widget {
+                    Some(widget) => slots.push((offset + widget, input, class_type)),
+                    None => exact = false,
+                }
+            }
+            offset += node
+                .get("widgets_values")
+                .and_then(Json::as_array)
+                .map_or(0, <[Json]>::len);
+        }
+        if slots.is_empty() && exact {
+            return;
+        }
+        let class_type = g.types[position];
+        let path = g.path(prefix, position);
+        match g.nodes[position].get("widgets_values") {
+            // The definition's values land; they were judged with the definition.
+            None | Some(Json::Null) => {}
+            Some(Json::Array(values)) if exact && values.len() == offset => {
+                for (at, input, loader) in slots {
+                    let from = format!(
+                        " (group node widget {at}, which {} inside loads)",
+                        shown(loader)
+                    );
+                    self.checker.check_loader_input(
+                        &path,
+                        class_type,
+                        input,
+                        values.get(at),
+                        &from,
+                    );
+                }
+            }
+            Some(_) => {
+                for (_, input, loader) in slots {
+                    let from = format!(
+                        " (the group node's widget values do not line up with its definition, so the value {} inside loads is unknown)",
+                        shown(loader)
+                    );
+                    self.checker
+                        .check_loader_input(&path, class_type, input, None, &from);
+                }
+            }
+        }
+    }
+
+    /// Vets one node: its type (or subgraph), provenance and widget values. The widgets of a
+    /// built-in loader's file inputs are judged where their values land (`loaders`).
     fn node(
         &mut self,
         node: &'d Json<'d>,
@@ -377,7 +607,8 @@ impl<'d> Walk<'d, '_, '_> {
             self.checker
                 .check_instance_provenance(path, class_type, &provenance);
             if !self.group_nodes[group].2 {
-                self.group(group, path);
+                self.group_nodes[group].2 = true;
+                self.group_queue.push_back((group, path.to_owned()));
             }
         } else if let Some(&instantiated) = self.definitions.get(class_type) {
             self.checker
@@ -393,22 +624,27 @@ impl<'d> Walk<'d, '_, '_> {
             self.checker
                 .check_node_type(path, class_type, Format::Ui, Some(provenance));
         }
-        let model_widgets = MODEL_WIDGETS
-            .iter()
-            .find(|(name, _)| *name == class_type)
-            .map_or(&[][..], |(_, slots)| *slots);
+        let loader_inputs = ModelInputs::builtin().inputs_of(class_type);
+        let is_loader_widget = |slot: usize| {
+            loader_inputs.is_some_and(|inputs| {
+                inputs
+                    .iter()
+                    .any(|input| input.widget.is_none_or(|widget| widget == slot))
+            })
+        };
         match node.get("widgets_values") {
             None | Some(Json::Null) => {}
             Some(Json::Array(values)) => {
                 for (slot, value) in values.iter().enumerate() {
-                    let model_slot = model_widgets.contains(&slot);
-                    self.checker
-                        .check_value(path, class_type, None, value, model_slot);
+                    if !is_loader_widget(slot) {
+                        self.checker
+                            .check_value(path, class_type, None, value, Slot::Text);
+                    }
                 }
             }
             Some(values @ Json::Object(_)) => {
                 self.checker
-                    .check_value(path, class_type, None, values, false);
+                    .check_value(path, class_type, None, values, Slot::Text);
             }
             Some(other) => self.checker.violation(
                 path,
@@ -427,7 +663,7 @@ impl<'d> Walk<'d, '_, '_> {
         let name = class_type
             .strip_prefix("workflow>")
             .or_else(|| class_type.strip_prefix("workflow/"))?;
-        self.group_nodes.iter().position(|(n, _, _)| *n == name)
+        self.group_names.get(name).copied()
     }
 
     fn provenance(&mut self, node: &'d Json<'d>, path: &str, class_type: &str) -> Provenance<'d> {
@@ -467,17 +703,17 @@ impl<'d> Walk<'d, '_, '_> {
 
     /// Checks the links of one graph: well-formed, unique, pointing at existing nodes and
     /// slots, referenced consistently by the nodes' inputs, and acyclic.
-    #[allow(clippy::too_many_arguments)]
     fn links(
         &mut self,
-        graph: &Json,
-        index: &HashMap<NodeKey, usize>,
+        graph: &'d Json<'d>,
+        g: &Graph<'d>,
+        prefix: &str,
         infos: &[NodeInfo],
-        paths: &[String],
-        types: &[&str],
         input_links: &[(usize, u64)],
         in_subgraph: bool,
     ) {
+        let index = &g.index;
+        let types = &g.types;
         let links = match graph.get("links") {
             None | Some(Json::Null) => &[][..],
             Some(Json::Array(links)) => links.as_slice(),
@@ -492,13 +728,13 @@ impl<'d> Walk<'d, '_, '_> {
         let where_ = |position: Option<usize>| -> (String, String) {
             position.map_or_else(
                 || (String::new(), String::new()),
-                |p| (paths[p].clone(), types[p].to_owned()),
+                |p| (g.path(prefix, p), types[p].to_owned()),
             )
         };
         let mut link_ids: HashMap<u64, usize> = HashMap::with_capacity(links.len());
         let mut edges: Vec<(usize, usize)> = Vec::with_capacity(links.len());
         for link in links {
-            let Some(parts) = link_parts(link) else {
+            let Some(parts) = LinkParts::read(link) else {
                 self.checker.workflow_violation(
                     rules::UNEXPECTED_SHAPE,
                     "a link is neither [id, origin_id, origin_slot, target_id, target_slot, type] nor an object with those fields".into(),
@@ -560,7 +796,7 @@ impl<'d> Walk<'d, '_, '_> {
                     .is_some_and(|outputs| origin_slot >= outputs as u64)
             {
                 self.checker.violation(
-                    &paths[origin_at],
+                    &g.path(prefix, origin_at),
                     types[origin_at],
                     rules::DANGLING_LINK,
                     format!("link {id} leaves output {origin_slot}, which the node does not have"),
@@ -572,7 +808,7 @@ impl<'d> Walk<'d, '_, '_> {
                     .is_some_and(|inputs| target_slot >= inputs as u64)
             {
                 self.checker.violation(
-                    &paths[target_at],
+                    &g.path(prefix, target_at),
                     types[target_at],
                     rules::DANGLING_LINK,
                     format!("link {id} enters input {target_slot}, which the node does not have"),
@@ -585,14 +821,14 @@ impl<'d> Walk<'d, '_, '_> {
         for &(position, link) in input_links {
             match link_ids.get(&link) {
                 None => self.checker.violation(
-                    &paths[position],
+                    &g.path(prefix, position),
                     types[position],
                     rules::DANGLING_LINK,
                     format!("an input uses link {link}, which is not in the links list"),
                 ),
                 // The node and the links list would tell different graphs.
                 Some(&target) if target != position => self.checker.violation(
-                    &paths[position],
+                    &g.path(prefix, position),
                     types[position],
                     rules::UNEXPECTED_SHAPE,
                     format!(
@@ -604,7 +840,7 @@ impl<'d> Walk<'d, '_, '_> {
         }
         for position in nodes_in_cycles(infos.len(), &edges) {
             self.checker.violation(
-                &paths[position],
+                &g.path(prefix, position),
                 types[position],
                 rules::CYCLE,
                 "the node is on, or fed by, a cycle of links; ComfyUI cannot order it".into(),
@@ -613,31 +849,12 @@ impl<'d> Walk<'d, '_, '_> {
     }
 }
 
-struct LinkParts<'a> {
-    id: &'a Json<'a>,
-    origin: &'a Json<'a>,
-    origin_slot: &'a Json<'a>,
-    target: &'a Json<'a>,
-    target_slot: &'a Json<'a>,
-}
-
-/// The fields of a link in list form (top level) or object form (subgraphs).
-fn link_parts<'a>(link: &'a Json<'a>) -> Option<LinkParts<'a>> {
-    match link {
-        Json::Array(items) if items.len() >= 5 => Some(LinkParts {
-            id: &items[0],
-            origin: &items[1],
-            origin_slot: &items[2],
-            target: &items[3],
-            target_slot: &items[4],
-        }),
-        Json::Object(_) => Some(LinkParts {
-            id: link.get("id")?,
-            origin: link.get("origin_id")?,
-            origin_slot: link.get("origin_slot")?,
-            target: link.get("target_id")?,
-            target_slot: link.get("target_slot")?,
-        }),
+/// The loader's own widget value for `input`, when it holds a non-empty name.
+fn own_value<'d>(node: &'d Json<'d>, input: &ModelInput) -> Option<Source<'d>> {
+    match Graph::widget_source(node, input) {
+        Source::Value(Some(value), from) if value.as_str().is_some_and(|v| !v.is_empty()) => {
+            Some(Source::Value(Some(value), from))
+        }
         _ => None,
     }
 }

@@ -1,23 +1,5 @@
 //! Classification of string values: URLs, paths that escape, and model references.
 
-/// File extensions of model weights; a value ending in one is a model reference wherever it
-/// appears.
-pub const MODEL_EXTENSIONS: &[&str] = &[
-    ".safetensors",
-    ".ckpt",
-    ".pt",
-    ".pth",
-    ".bin",
-    ".gguf",
-    ".onnx",
-    ".sft",
-    ".pkl",
-    ".pickle",
-    ".h5",
-    ".engine",
-    ".tflite",
-];
-
 /// URL schemes (and scheme-like prefixes) that make a value a remote reference.
 const URL_PREFIXES: &[&str] = &[
     "git@", "file:", "s3:", "gs:", "gcs:", "ftp:", "ftps:", "sftp:", "ssh:", "http:", "https:",
@@ -50,22 +32,38 @@ impl Concern {
 }
 
 /// What is wrong with `value` on its own, if anything. Free text (prompts) passes unless it is
-/// itself a URL or a path.
+/// itself a URL or a path. The value is judged as a path-taking node would read it
+/// ([`as_path`]), so that quoting or padding cannot hide an absolute path.
 pub fn concern(value: &str) -> Option<Concern> {
     if value.contains('\0') {
         return Some(Concern::ControlCharacter);
     }
-    let trimmed = value.trim_start();
-    if is_url(trimmed) {
+    let path = as_path(value);
+    if is_url(path) {
         return Some(Concern::Url);
     }
-    if is_absolute(trimmed) {
+    if is_absolute(path) {
         return Some(Concern::AbsolutePath);
     }
     if climbs(value) {
         return Some(Concern::Climbs);
     }
     None
+}
+
+/// `value` as a path-taking node reads it: custom nodes strip surrounding whitespace (Python's
+/// `str.strip`, which also removes the separator controls), other control characters,
+/// invisible format characters and quotes before they open the file (VideoHelperSuite's
+/// `strip_path` does exactly this), so the vetter judges the stripped form.
+pub fn as_path(value: &str) -> &str {
+    value.trim_matches(|c: char| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(
+                c,
+                '"' | '\'' | '`' | '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}'
+            )
+    })
 }
 
 /// True when `value` starts like a URL: `scheme://`, or a known remote prefix such as `git@`,
@@ -112,20 +110,46 @@ fn is_absolute(value: &str) -> bool {
     }
 }
 
-/// True when a `/`- or `\\`-separated segment is `..` (also with trailing spaces, which Windows
-/// strips).
+/// True when a `/`- or `\\`-separated segment is `..`, also when padded with whitespace,
+/// control characters or quotes that a node (or Windows) would strip.
 pub fn climbs(value: &str) -> bool {
     value
         .split(['/', '\\'])
-        .any(|segment| segment.trim_end_matches(' ') == "..")
+        .any(|segment| as_path(segment) == "..")
 }
 
-/// True when `value` ends in a model-weight extension (any case).
+/// True when `value` ends in an extension that ComfyUI (or a custom node pack) loads weights
+/// from, in any case; the extensions come from `config/comfyui-model-inputs.json`.
 pub fn has_model_extension(value: &str) -> bool {
-    let value = value.trim_end().as_bytes();
-    MODEL_EXTENSIONS.iter().any(|ext| {
-        value.len() >= ext.len()
-            && value[value.len() - ext.len()..].eq_ignore_ascii_case(ext.as_bytes())
+    super::model_inputs::ModelInputs::builtin().has_model_extension(value)
+}
+
+/// The identifier ComfyUI's CLIP tokenizer looks for in prompt text.
+const EMBEDDING: &str = "embedding:";
+
+/// The embedding names that prompt text makes ComfyUI load from its `embeddings` folder:
+/// `embedding:<name>` at the start of the text or after a character that is not part of a word
+/// (ComfyUI splits at spaces, newlines and the brackets of its weight syntax; anything else that
+/// is not a letter or digit is taken as a boundary too, to fail closed). The name is the next
+/// whitespace-separated word, without the weight syntax (`(embedding:x:1.2)`) and trailing
+/// commas, which ComfyUI drops as well.
+pub fn embedding_names(text: &str) -> impl Iterator<Item = &str> {
+    text.match_indices(EMBEDDING).filter_map(move |(at, _)| {
+        let boundary = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        if !boundary {
+            return None;
+        }
+        let word = text[at + EMBEDDING.len()..].split_whitespace().next()?;
+        let word = word.split(['(', ')']).next().unwrap_or_default();
+        let word = match word.rsplit_once(':') {
+            Some((name, weight)) if weight.parse::<f64>().is_ok() => name,
+            _ => word,
+        };
+        let name = word.trim_end_matches(',');
+        (!name.is_empty()).then_some(name)
     })
 }
 
@@ -136,10 +160,12 @@ fn starts_with_ignore_case(value: &str, prefix: &str) -> bool {
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
-/// True for input names that ComfyUI resolves against a model folder: `ckpt_name`,
+/// True for input names of custom nodes that look like they name a model file: `ckpt_name`,
 /// `lora_name`, `vae_name`, `unet_name`, `clip_name1`, `control_net_name`, `model_name`,
-/// `lora_name_1`, `lora2_name` and the like. `sampler_name` and `scheduler` name algorithms and
-/// are not model references.
+/// `lora_name_1`, `lora2_name` and the like. Built-in nodes are judged by ComfyUI's own
+/// definitions instead (`model_inputs`); custom nodes have no such table, so their inputs are
+/// judged by name and by extension. `sampler_name` and `scheduler` name algorithms and are not
+/// model references.
 pub fn is_model_input(name: &str) -> bool {
     const STEMS: &[&str] = &[
         "ckpt",
@@ -264,9 +290,43 @@ mod tests {
     }
 
     #[test]
+    fn padded_and_quoted_paths_are_judged_as_nodes_read_them() {
+        for value in [
+            "\"/etc/passwd\"",
+            "'/etc/passwd'",
+            " \t/etc/passwd",
+            "\u{1}/etc/passwd",
+            "\u{1f}\"/home/other/secret.mp4\"",
+            "\u{feff}/etc/passwd",
+            "\u{a0}C:\\x",
+            "\"~/x\"",
+        ] {
+            assert_eq!(concern(value), Some(Concern::AbsolutePath), "{value:?}");
+        }
+        assert_eq!(concern("\"https://x/y\""), Some(Concern::Url));
+        assert_eq!(concern("\"../x\""), Some(Concern::Climbs));
+        assert_eq!(concern("a/\u{1}..\u{1}/x"), Some(Concern::Climbs));
+        assert_eq!(concern("\"a cat\" on a mat"), None);
+    }
+
+    #[test]
+    fn embeddings_in_prompt_text_are_found_like_comfyui_finds_them() {
+        let names = |text| embedding_names(text).collect::<Vec<_>>();
+        assert_eq!(names("embedding:EasyNegative, blurry"), ["EasyNegative"]);
+        assert_eq!(names("a cat (embedding:bad_hands:1.2) x"), ["bad_hands"]);
+        assert_eq!(names("x\nembedding:a/b.pt"), ["a/b.pt"]);
+        assert_eq!(names("an embedding: evil next"), ["evil"]);
+        assert_eq!(names("embedding:../../x"), ["../../x"]);
+        assert!(names("myembedding:x").is_empty());
+        assert!(names("a photo, https://example.com/embedding").is_empty());
+        assert!(names("embedding:").is_empty());
+    }
+
+    #[test]
     fn model_extensions_are_case_insensitive() {
         assert!(has_model_extension("x.SafeTensors"));
         assert!(has_model_extension("a/b.gguf"));
+        assert!(has_model_extension("a/b.pt2"));
         assert!(!has_model_extension("photo.png"));
     }
 }

@@ -25,7 +25,11 @@ pub fn service_env(var: &str) -> Option<String> {
 
 /// The shared ComfyUI workflow corpus beside the repository, when it exists.
 pub fn corpus_dir() -> Option<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    // `VF_CORPUS_DIR` points at the corpus when the work tree is not beside `shared/`.
+    let dir = std::env::var_os("VF_CORPUS_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+        std::path::PathBuf::from,
+    );
     dir.is_dir().then_some(dir)
 }
 
