@@ -161,7 +161,7 @@ async fn hostile_statements_as_the_application_role_fail_or_see_only_the_tenant(
         format!("DROP TABLE {}", t("audit_logs")),
     ];
     for sql in &must_fail {
-        let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+        let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
             .await
             .unwrap();
         let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
@@ -213,7 +213,7 @@ async fn hostile_statements_as_the_application_role_fail_or_see_only_the_tenant(
         ),
     ];
     for sql in &only_own_rows {
-        let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+        let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
             .await
             .unwrap();
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -239,10 +239,8 @@ async fn hostile_statements_as_the_application_role_fail_or_see_only_the_tenant(
         .execute(&mut *conn)
         .await
         .unwrap();
-    let mut tx = sqlx::Acquire::begin(&mut *conn).await.unwrap();
-    sqlx::query("SELECT set_config('app.current_user_id', $1, true)")
-        .bind(me.user.to_string())
-        .execute(&mut *tx)
+    let me_id: postgres::UserId = me.user.to_string().parse().unwrap();
+    let mut tx = tenant::begin_on(&mut conn, &foundry.key, me_id)
         .await
         .unwrap();
     let through_function: i64 = sqlx::query_scalar("SELECT pg_temp.peek()")
@@ -307,8 +305,9 @@ async fn session_defaults_set_by_the_application_never_leak_and_are_reset() {
     let count_projects = |pool: sqlx::PgPool| {
         let sql = format!("SELECT count(*) FROM {}", foundry.table("projects"));
         let user = tenants[0].user.to_string();
+        let key = foundry.key.clone();
         async move {
-            let mut tx = tenant::begin(&pool, &user).await.unwrap();
+            let mut tx = tenant::begin(&pool, &key, &user).await.unwrap();
             let result: Result<i64, _> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .fetch_one(&mut *tx)
                 .await;

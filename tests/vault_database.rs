@@ -143,7 +143,7 @@ async fn dynamic_credentials_log_in_stay_confined_by_rls_and_revocation_drops_th
         .unwrap()
         .get(0);
     assert_eq!(none, 0);
-    let mut tx = postgres::tenant::begin(&user_pool, &alice.to_string())
+    let mut tx = postgres::tenant::begin(&user_pool, &s.foundry.key, &alice.to_string())
         .await
         .unwrap();
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -166,7 +166,7 @@ async fn dynamic_credentials_log_in_stay_confined_by_rls_and_revocation_drops_th
     assert!(forged.is_err(), "a dynamic user wrote another tenant's row");
     drop(tx);
     // Turning RLS off for the session does not show other tenants either.
-    let mut tx = postgres::tenant::begin(&user_pool, &alice.to_string())
+    let mut tx = postgres::tenant::begin(&user_pool, &s.foundry.key, &alice.to_string())
         .await
         .unwrap();
     let row_security_off = sqlx::query("SET LOCAL row_security = off")
