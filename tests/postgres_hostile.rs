@@ -159,6 +159,29 @@ async fn hostile_statements_as_the_application_role_fail_or_see_only_the_tenant(
         "SELECT * FROM pg_authid".to_owned(),
         format!("ALTER TABLE {} ADD COLUMN spy text", t("projects")),
         format!("DROP TABLE {}", t("audit_logs")),
+        // The claim machinery: its keys, its function, the key guards, the hidden SQL text.
+        format!("SELECT * FROM {schema}.tenant_claim_keys"),
+        format!("SELECT count(*) FROM {schema}.tenant_claim_keys"),
+        format!("ALTER FUNCTION {schema}.current_user_id() SECURITY INVOKER"),
+        format!("ALTER FUNCTION {schema}.current_user_id() OWNER TO CURRENT_USER"),
+        format!(
+            "CREATE OR REPLACE FUNCTION {schema}.current_user_id() RETURNS uuid LANGUAGE sql AS 'SELECT ''{v}''::uuid'"
+        ),
+        format!("DROP FUNCTION {schema}.current_user_id() CASCADE"),
+        format!("SELECT {schema}.vf_key_guard_users()"),
+        format!("ALTER TABLE {} DISABLE TRIGGER vf_key_guard", t("users")),
+        format!("ALTER TABLE {} DISABLE TRIGGER ALL", t("render_jobs")),
+        format!("DROP TRIGGER vf_key_guard ON {}", t("projects")),
+        format!(
+            "ALTER TABLE {} ALTER COLUMN user_id SET STATISTICS 1000",
+            t("projects")
+        ),
+        "SET track_activities = on".to_owned(),
+        format!(
+            "ALTER ROLE {} SET track_activities = on",
+            quote_ident(&roles.application)
+        ),
+        "SET session_replication_role = replica".to_owned(),
     ];
     for sql in &must_fail {
         let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
