@@ -90,6 +90,19 @@ async fn interleaved_pooled_transactions_never_cross_tenants() {
                             .unwrap();
                     cross_tenant_rows.fetch_add(u64::from(written != user), Ordering::Relaxed);
                 }
+                if i.is_multiple_of(10) {
+                    // Injected SQL keeps the claim (and the old setting) for the whole session:
+                    // after this commit, no later transaction on the connection may see a tenant
+                    // it did not claim itself.
+                    sqlx::query(
+                        "SELECT set_config('app.tenant_claim', current_setting('app.tenant_claim'), false), \
+                                set_config('app.current_user_id', $1, false)",
+                    )
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                }
                 if i.is_multiple_of(2) {
                     tx.commit().await.unwrap();
                 } else {

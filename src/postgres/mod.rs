@@ -5,24 +5,30 @@
 //!
 //! Layout: `names` derives identifiers, `model` is the desired state (pure), `catalog` reads what
 //! the server has, `provision` compares and repairs, `migrations` runs the embedded sqlx
-//! migrations inside the foundry's schema, `password` handles the application role's password.
+//! migrations inside the foundry's schema, `password` handles the application role's password,
+//! `claim` signs and verifies tenant claims, `keys` keeps the keys that verify them, `functions`
+//! keeps the verifying function and the key guards, `statistics` keeps planner statistics off
+//! tenant tables.
 
 mod catalog;
 mod claim;
 mod connect;
 mod error;
 mod functions;
+mod keys;
 mod migrations;
 mod model;
 mod names;
 mod password;
 mod provision;
 mod sql;
+mod statistics;
 pub mod tenant;
 
 pub use claim::{CLAIM_SETTING, TENANT_KEY_BYTES, TenantKey};
 pub use connect::{connect_admin, parse_url, probe};
 pub use error::Error;
+pub use keys::add_tenant_keys;
 pub use migrations::{MIGRATOR, run_migrations};
 pub use model::{SHARED_TABLES, TENANT_TABLES};
 pub use names::{FoundryDatabase, RoleNames};

@@ -19,9 +19,7 @@ use super::catalog::{self, PUBLIC_GRANTEE};
 use super::claim::TenantKey;
 use super::error::is_lock_timeout;
 use super::migrations::run_migrations;
-use super::model::{
-    self, CLAIM_KEYS_TABLE, Policy, Privilege, RelationSpec, TENANT_TABLES, desired_relations,
-};
+use super::model::{self, Policy, Privilege, RelationSpec, desired_relations};
 use super::password::{generate_password, password_clause, scram_sha256_verifier};
 use super::sql::qualified;
 use super::{Error, FoundryDatabase, RoleNames, quote_ident};
@@ -369,154 +367,13 @@ async fn provision_on(
         .map_err(|e| Error::from_sqlx("starting a transaction", e))?;
     ensure_relations(&mut tx, db, &existed, &mut report).await?;
     report.generated_tenant_key =
-        ensure_tenant_keys(&mut tx, db, input.tenant_keys, &mut report).await?;
-    ensure_statistics_hidden(&mut tx, db, superuser, &existed, &mut report).await?;
+        super::keys::ensure_tenant_keys(&mut tx, db, input.tenant_keys, &mut report).await?;
+    super::statistics::ensure_statistics_hidden(&mut tx, db, superuser, &existed, &mut report)
+        .await?;
     tx.commit()
         .await
         .map_err(|e| Error::from_sqlx("committing privileges and policies", e))?;
     Ok(report)
-}
-
-/// Makes the key table hold exactly `wanted` (see [`ProvisionInput::tenant_keys`]). Returns the
-/// key it generated, if any.
-async fn ensure_tenant_keys(
-    conn: &mut PgConnection,
-    db: &FoundryDatabase,
-    wanted: Option<&[TenantKey]>,
-    report: &mut ProvisionReport,
-) -> Result<Option<TenantKey>, Error> {
-    let table = qualified(&db.schema, CLAIM_KEYS_TABLE);
-    let present: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT key_id::text FROM {table}"
-    )))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| Error::from_sqlx("reading the tenant keys", e))?;
-    let mut generated = None;
-    let wanted: Vec<TenantKey> = match wanted {
-        Some(keys) if !keys.is_empty() => keys.to_vec(),
-        _ if !present.is_empty() => return Ok(None),
-        _ => {
-            let key = TenantKey::generate();
-            generated = Some(key.clone());
-            vec![key]
-        }
-    };
-    let ids: BTreeSet<String> = wanted.iter().map(TenantKey::id).collect();
-    for id in present.iter().filter(|id| !ids.contains(*id)) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE key_id = $1"
-        )))
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| Error::from_sqlx("removing a tenant key", e))?;
-        report.record(ChangeKind::TenantKeyRemoved, id, "");
-    }
-    for key in wanted.iter().filter(|k| !present.contains(&k.id())) {
-        let (inner, outer) = key.pads();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {table} (key_id, inner_pad, outer_pad) VALUES ($1, $2, $3) \
-             ON CONFLICT (key_id) DO NOTHING"
-        )))
-        .bind(key.id())
-        .bind(inner)
-        .bind(outer)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| Error::from_sqlx("installing a tenant key", e))?;
-        report.record(ChangeKind::TenantKeyAdded, key.id(), "");
-    }
-    Ok(generated)
-}
-
-/// Planner statistics of tenant tables hold other tenants' values (most common values,
-/// histogram bounds), and PostgreSQL uses them for leakproof operators such as `uuid_le` and
-/// `text_le` even under row security, so `EXPLAIN` row estimates would reveal them. Every
-/// column of a tenant table collects none (`SET STATISTICS 0`), and statistics collected before
-/// are deleted (a superuser may; otherwise a warning says they remain).
-async fn ensure_statistics_hidden(
-    conn: &mut PgConnection,
-    db: &FoundryDatabase,
-    superuser: bool,
-    existed: &BTreeSet<String>,
-    report: &mut ProvisionReport,
-) -> Result<(), Error> {
-    let collecting: Vec<(String, String)> = sqlx::query_as(
-        "SELECT c.relname::text, a.attname::text \
-         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 AND c.relname = ANY($2) AND a.attnum > 0 \
-           AND NOT a.attisdropped AND a.attstattarget <> 0 \
-         ORDER BY 1, a.attnum",
-    )
-    .bind(&db.schema)
-    .bind(TENANT_TABLES)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| Error::from_sqlx("reading statistics targets", e))?;
-    for table in TENANT_TABLES {
-        let columns: Vec<&str> = collecting
-            .iter()
-            .filter(|(t, _)| t == table)
-            .map(|(_, c)| c.as_str())
-            .collect();
-        if columns.is_empty() {
-            continue;
-        }
-        let clauses: Vec<String> = columns
-            .iter()
-            .map(|c| format!("ALTER COLUMN {} SET STATISTICS 0", quote_ident(c)))
-            .collect();
-        let sql = format!(
-            "ALTER TABLE {} {}",
-            qualified(&db.schema, table),
-            clauses.join(", ")
-        );
-        execute(conn, "hiding planner statistics", sql).await?;
-        report.changed(
-            existed.contains(table),
-            ChangeKind::StatisticsHidden,
-            table,
-            format!("collected statistics on {}", columns.join(", ")),
-        );
-    }
-    let kept: Vec<String> = if superuser {
-        sqlx::query_scalar(
-            "WITH gone AS (DELETE FROM pg_catalog.pg_statistic s USING pg_class c, pg_namespace n \
-                           WHERE c.oid = s.starelid AND n.oid = c.relnamespace \
-                             AND n.nspname = $1 AND c.relname = ANY($2) \
-                           RETURNING c.relname::text AS relname) \
-             SELECT DISTINCT relname FROM gone ORDER BY 1",
-        )
-    } else {
-        sqlx::query_scalar(
-            "SELECT DISTINCT tablename::text FROM pg_stats \
-             WHERE schemaname = $1 AND tablename = ANY($2) ORDER BY 1",
-        )
-    }
-    .bind(&db.schema)
-    .bind(TENANT_TABLES)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| Error::from_sqlx("clearing planner statistics", e))?;
-    for table in kept {
-        if superuser {
-            report.repaired(
-                ChangeKind::StatisticsCleared,
-                &table,
-                "held statistics with tenant values",
-            );
-        } else {
-            tracing::warn!(
-                schema = %db.schema,
-                table,
-                "planner statistics with tenant values remain; only a superuser can delete them \
-                 (run `videofoundry-operator migrate` once as a superuser)"
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Fails clearly when the connecting role cannot provision. Returns whether it is a superuser.
