@@ -601,8 +601,7 @@ async fn provisioning_reports_who_blocks_it_and_repairs_a_changed_password() {
     };
     let error = postgres::provision_with(&foundry.admin, &foundry.db, &input)
         .await
-        .err()
-        .expect("provisioning must fail while blocked");
+        .expect_err("provisioning must fail while blocked");
     assert_eq!(error.category(), "DatabaseBlocked");
     let text = error.to_string();
     assert!(text.contains(&format!("pid {pid}")), "{text}");
@@ -630,8 +629,7 @@ async fn provisioning_reports_who_blocks_it_and_repairs_a_changed_password() {
     .unwrap();
     let error = postgres::provision_with(&foundry.admin, &foundry.db, &input)
         .await
-        .err()
-        .expect("provisioning must fail while blocked");
+        .expect_err("provisioning must fail while blocked");
     let text = error.to_string();
     assert_eq!(error.category(), "DatabaseBlocked", "{text}");
     assert!(text.contains(&format!("pid {pid}")), "{text}");
