@@ -1,7 +1,7 @@
 //! RLS overhead: the same indexed tenant query, run as the application role under row-level
 //! security, and with an explicit `WHERE user_id = $1` as a role that bypasses RLS (the
 //! superuser), on 1,000,000 projects of 1,000 tenants. Both sides run in identical transactions
-//! (`tenant::begin`), alternating, with the tenants in the same random order; only the query is
+//! (`tenant::begin`, with a signed claim), alternating, with the tenants in the same random order; only the query is
 //! timed. Also reports PostgreSQL's own execution time (EXPLAIN ANALYZE) for both plans.
 //!
 //! Run: `eval "$(bash scripts/services/postgres.sh start)"` then
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row as _};
-use videofoundry::postgres::{self, FoundryDatabase, quote_ident, tenant};
+use videofoundry::postgres::{self, FoundryDatabase, TenantKey, quote_ident, tenant};
 
 const TENANTS: i64 = 1_000;
 const ROWS_PER_TENANT: i64 = 1_000;
@@ -51,6 +51,9 @@ async fn run(url: &str) -> Result<(), String> {
     let password = report
         .generated_application_password
         .ok_or("the application role already existed")?;
+    let key = report
+        .generated_tenant_key
+        .ok_or("the foundry already had a tenant key")?;
     let app = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(
@@ -106,11 +109,11 @@ async fn run(url: &str) -> Result<(), String> {
         let user = users[i % users.len()];
         // Alternate which side runs first, so neither always finds the other's pages cached.
         let (rls, direct) = if i % 2 == 0 {
-            let rls = timed(&app, user, &under_rls, false).await?;
-            (rls, timed(&bypass, user, &explicit, true).await?)
+            let rls = timed(&app, &key, user, &under_rls, false).await?;
+            (rls, timed(&bypass, &key, user, &explicit, true).await?)
         } else {
-            let direct = timed(&bypass, user, &explicit, true).await?;
-            (timed(&app, user, &under_rls, false).await?, direct)
+            let direct = timed(&bypass, &key, user, &explicit, true).await?;
+            (timed(&app, &key, user, &under_rls, false).await?, direct)
         };
         if i >= WARMUP {
             rls_times.push(rls);
@@ -143,11 +146,11 @@ async fn run(url: &str) -> Result<(), String> {
     let mut bypass_server = Vec::new();
     for (i, user) in users.iter().enumerate() {
         if i % 2 == 0 {
-            rls_server.push(server_time(&app, *user, &under_rls, false).await?);
-            bypass_server.push(server_time(&bypass, *user, &explicit, true).await?);
+            rls_server.push(server_time(&app, &key, *user, &under_rls, false).await?);
+            bypass_server.push(server_time(&bypass, &key, *user, &explicit, true).await?);
         } else {
-            bypass_server.push(server_time(&bypass, *user, &explicit, true).await?);
-            rls_server.push(server_time(&app, *user, &under_rls, false).await?);
+            bypass_server.push(server_time(&bypass, &key, *user, &explicit, true).await?);
+            rls_server.push(server_time(&app, &key, *user, &under_rls, false).await?);
         }
     }
     let (rls_server, bypass_server) = (median_f64(&mut rls_server), median_f64(&mut bypass_server));
@@ -155,9 +158,9 @@ async fn run(url: &str) -> Result<(), String> {
         "server execution time (median):   RLS {rls_server:.3} ms, WHERE {bypass_server:.3} ms, ratio {:.3}x",
         rls_server / bypass_server
     );
-    let plan = plan_text(&bypass, users[0], &explicit, true).await?;
+    let plan = plan_text(&bypass, &key, users[0], &explicit, true).await?;
     println!("plan with WHERE, bypassing RLS:\n{plan}");
-    let plan = plan_text(&app, users[0], &under_rls, false).await?;
+    let plan = plan_text(&app, &key, users[0], &under_rls, false).await?;
     println!("plan under RLS:\n{plan}");
 
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
@@ -176,11 +179,12 @@ async fn run(url: &str) -> Result<(), String> {
 
 async fn timed(
     pool: &PgPool,
+    key: &TenantKey,
     user: uuid::Uuid,
     sql: &str,
     bind_user: bool,
 ) -> Result<Duration, String> {
-    let mut tx = tenant::begin(pool, &user.to_string())
+    let mut tx = tenant::begin(pool, key, &user.to_string())
         .await
         .map_err(|e| e.to_string())?;
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
@@ -202,11 +206,12 @@ async fn timed(
 
 async fn server_time(
     pool: &PgPool,
+    key: &TenantKey,
     user: uuid::Uuid,
     sql: &str,
     bind_user: bool,
 ) -> Result<f64, String> {
-    let mut tx = tenant::begin(pool, &user.to_string())
+    let mut tx = tenant::begin(pool, key, &user.to_string())
         .await
         .map_err(|e| e.to_string())?;
     let explain = format!("EXPLAIN (ANALYZE, FORMAT JSON) {sql}");
@@ -224,11 +229,12 @@ async fn server_time(
 
 async fn plan_text(
     pool: &PgPool,
+    key: &TenantKey,
     user: uuid::Uuid,
     sql: &str,
     bind_user: bool,
 ) -> Result<String, String> {
-    let mut tx = tenant::begin(pool, &user.to_string())
+    let mut tx = tenant::begin(pool, key, &user.to_string())
         .await
         .map_err(|e| e.to_string())?;
     let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")));

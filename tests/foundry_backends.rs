@@ -125,6 +125,10 @@ async fn developer_foundry_gets_a_generated_secret_a_provisioned_database_and_a_
         .get(&secret_name, "database.password")
         .expect("the generated Secret holds the application password");
     assert!(store.get(&secret_name, "jwt.secret").is_some());
+    let claim_key = store
+        .get(&secret_name, "database.claimKey")
+        .expect("the generated Secret holds the key that signs tenant claims");
+    assert_eq!(claim_key.len(), 64);
     assert!(application_logs_in(&servers, &name, &password).await);
     assert!(!application_logs_in(&servers, &name, "not-the-password").await);
 
@@ -139,6 +143,10 @@ async fn developer_foundry_gets_a_generated_secret_a_provisioned_database_and_a_
     assert_eq!(
         store.get(&secret_name, "database.password"),
         Some(password.clone())
+    );
+    assert_eq!(
+        store.get(&secret_name, "database.claimKey"),
+        Some(claim_key.clone())
     );
 
     let storage = storage_step(&reader, &foundry).await;
@@ -166,6 +174,9 @@ async fn wrong_admin_password_is_a_reason_without_the_password() {
         secrets_and_database_steps(&client, &reader, &foundry, jiff::Timestamp::now()).await;
     assert!(!outcome.database.ready);
     assert_eq!(outcome.database.reason, "DatabaseAuthenticationFailed");
+    // A Secret written before tenant keys existed gets one added.
+    let added = store.get(&format!("{name}-secrets"), "database.claimKey");
+    assert_eq!(added.map(|key| key.len()), Some(64));
     for text in [&outcome.database.message, &outcome.secrets.message] {
         assert!(!text.contains("Wr0ng-Passw0rd-Sentinel"), "{text}");
         assert!(!text.contains("app-Passw0rd-Sentinel"), "{text}");

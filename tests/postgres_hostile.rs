@@ -159,9 +159,32 @@ async fn hostile_statements_as_the_application_role_fail_or_see_only_the_tenant(
         "SELECT * FROM pg_authid".to_owned(),
         format!("ALTER TABLE {} ADD COLUMN spy text", t("projects")),
         format!("DROP TABLE {}", t("audit_logs")),
+        // The claim machinery: its keys, its function, the key guards, the hidden SQL text.
+        format!("SELECT * FROM {schema}.tenant_claim_keys"),
+        format!("SELECT count(*) FROM {schema}.tenant_claim_keys"),
+        format!("ALTER FUNCTION {schema}.current_user_id() SECURITY INVOKER"),
+        format!("ALTER FUNCTION {schema}.current_user_id() OWNER TO CURRENT_USER"),
+        format!(
+            "CREATE OR REPLACE FUNCTION {schema}.current_user_id() RETURNS uuid LANGUAGE sql AS 'SELECT ''{v}''::uuid'"
+        ),
+        format!("DROP FUNCTION {schema}.current_user_id() CASCADE"),
+        format!("SELECT {schema}.vf_key_guard_users()"),
+        format!("ALTER TABLE {} DISABLE TRIGGER vf_key_guard", t("users")),
+        format!("ALTER TABLE {} DISABLE TRIGGER ALL", t("render_jobs")),
+        format!("DROP TRIGGER vf_key_guard ON {}", t("projects")),
+        format!(
+            "ALTER TABLE {} ALTER COLUMN user_id SET STATISTICS 1000",
+            t("projects")
+        ),
+        "SET track_activities = on".to_owned(),
+        format!(
+            "ALTER ROLE {} SET track_activities = on",
+            quote_ident(&roles.application)
+        ),
+        "SET session_replication_role = replica".to_owned(),
     ];
     for sql in &must_fail {
-        let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+        let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
             .await
             .unwrap();
         let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
@@ -213,7 +236,7 @@ async fn hostile_statements_as_the_application_role_fail_or_see_only_the_tenant(
         ),
     ];
     for sql in &only_own_rows {
-        let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+        let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
             .await
             .unwrap();
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -239,10 +262,8 @@ async fn hostile_statements_as_the_application_role_fail_or_see_only_the_tenant(
         .execute(&mut *conn)
         .await
         .unwrap();
-    let mut tx = sqlx::Acquire::begin(&mut *conn).await.unwrap();
-    sqlx::query("SELECT set_config('app.current_user_id', $1, true)")
-        .bind(me.user.to_string())
-        .execute(&mut *tx)
+    let me_id: postgres::UserId = me.user.to_string().parse().unwrap();
+    let mut tx = tenant::begin_on(&mut conn, &foundry.key, me_id)
         .await
         .unwrap();
     let through_function: i64 = sqlx::query_scalar("SELECT pg_temp.peek()")
@@ -307,8 +328,9 @@ async fn session_defaults_set_by_the_application_never_leak_and_are_reset() {
     let count_projects = |pool: sqlx::PgPool| {
         let sql = format!("SELECT count(*) FROM {}", foundry.table("projects"));
         let user = tenants[0].user.to_string();
+        let key = foundry.key.clone();
         async move {
-            let mut tx = tenant::begin(&pool, &user).await.unwrap();
+            let mut tx = tenant::begin(&pool, &key, &user).await.unwrap();
             let result: Result<i64, _> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .fetch_one(&mut *tx)
                 .await;

@@ -26,7 +26,7 @@ fn seeded_id(table: &str, tenant: &Tenant) -> String {
 }
 
 async fn visible_ids(foundry: &Foundry, tenant: &Tenant, table: &str) -> Vec<String> {
-    let mut tx = tenant::begin(&foundry.app, &tenant.user.to_string())
+    let mut tx = tenant::begin(&foundry.app, &foundry.key, &tenant.user.to_string())
         .await
         .unwrap();
     let sql = format!("SELECT id::text FROM {} ORDER BY 1", foundry.table(table));
@@ -74,7 +74,7 @@ async fn updates_and_deletes_reach_only_the_tenants_own_rows() {
     let (me, others) = tenants.split_first().unwrap();
     for (table, assignment) in updates {
         // An unqualified UPDATE touches one row: the tenant's own.
-        let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+        let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
             .await
             .unwrap();
         let sql = format!("UPDATE {} SET {assignment}", foundry.table(table));
@@ -111,7 +111,7 @@ async fn updates_and_deletes_reach_only_the_tenants_own_rows() {
 
     // Deletes, children first: an unqualified DELETE removes only the tenant's own row.
     for table in ["render_jobs", "segments", "workflows", "projects", "users"] {
-        let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+        let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
             .await
             .unwrap();
         for other in others {
@@ -175,7 +175,7 @@ async fn inserts_are_accepted_for_the_tenant_and_refused_for_anyone_else() {
         ),
     ];
     for sql in own {
-        let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+        let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
             .await
             .unwrap();
         sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -226,7 +226,7 @@ async fn inserts_are_accepted_for_the_tenant_and_refused_for_anyone_else() {
             insert("audit_logs", "user_id, action", "NULL, 'forged'".to_owned()),
         ];
         for sql in forged {
-            let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+            let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
                 .await
                 .unwrap();
             let result = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -254,7 +254,7 @@ async fn without_a_tenant_every_table_is_empty() {
             .unwrap();
         assert_eq!(count, 0, "{table}");
         let mut tx = foundry.app.begin().await.unwrap();
-        sqlx::query("SELECT set_config('app.current_user_id', '', true)")
+        sqlx::query("SELECT set_config('app.tenant_claim', '', true)")
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -280,7 +280,7 @@ async fn session_variables_never_grant_admin() {
         "SET app.bypass_rls = 'on'",
         "SET application_name = 'admin'",
     ] {
-        let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+        let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
             .await
             .unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(setting.to_owned()))
@@ -331,7 +331,7 @@ async fn the_application_cannot_switch_row_security_off() {
     };
     let tenants = foundry.seed_tenants(3).await;
     for table in TENANT_TABLES {
-        let mut tx = tenant::begin(&foundry.app, &tenants[0].user.to_string())
+        let mut tx = tenant::begin(&foundry.app, &foundry.key, &tenants[0].user.to_string())
             .await
             .unwrap();
         sqlx::raw_sql("SET LOCAL row_security = off")
@@ -457,7 +457,7 @@ async fn audit_logs_are_insert_only_for_the_application() {
         format!("DELETE FROM {table} WHERE id = {}", me.audit_id),
         format!("TRUNCATE {table}"),
     ] {
-        let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+        let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
             .await
             .unwrap();
         let result = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -466,7 +466,7 @@ async fn audit_logs_are_insert_only_for_the_application() {
         assert_eq!(sqlstate(result), INSUFFICIENT_PRIVILEGE, "{sql}");
     }
     // The tenant reads its own entries only.
-    let mut tx = tenant::begin(&foundry.app, &me.user.to_string())
+    let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.user.to_string())
         .await
         .unwrap();
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -500,7 +500,10 @@ async fn hostile_user_ids_are_rejected_before_any_sql() {
         "7f1c0e1a1b2c4d3e8f90a1b2c3d4e5f6",
         "7f1c0e1a-1b2c-4d3e-8f90-a1b2c3d4e5f6,8f1c0e1a-1b2c-4d3e-8f90-a1b2c3d4e5f6",
     ] {
-        let error = tenant::begin(&unreachable, hostile).await.err().unwrap();
+        let error = tenant::begin(&unreachable, &postgres::TenantKey::generate(), hostile)
+            .await
+            .err()
+            .unwrap();
         assert!(
             matches!(error, postgres::Error::InvalidUserId),
             "{hostile:?}: {error}"
@@ -508,10 +511,14 @@ async fn hostile_user_ids_are_rejected_before_any_sql() {
         assert!(!error.to_string().contains("OR 1=1"));
     }
     // A valid id does reach for the (unreachable) server.
-    let error = tenant::begin(&unreachable, "7f1c0e1a-1b2c-4d3e-8f90-a1b2c3d4e5f6")
-        .await
-        .err()
-        .unwrap();
+    let error = tenant::begin(
+        &unreachable,
+        &postgres::TenantKey::generate(),
+        "7f1c0e1a-1b2c-4d3e-8f90-a1b2c3d4e5f6",
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(matches!(error, postgres::Error::Unreachable(_)), "{error}");
 }
 
@@ -528,25 +535,34 @@ async fn a_pooled_connection_forgets_the_tenant_when_the_transaction_ends() {
         )
         .await;
     for end_with_commit in [true, false] {
-        let mut tx = tenant::begin(&single, &tenants[0].user.to_string())
+        let mut tx = tenant::begin(&single, &foundry.key, &tenants[0].user.to_string())
             .await
             .unwrap();
-        let seen: String = sqlx::query_scalar("SELECT current_setting('app.current_user_id')")
+        let current = format!(
+            "SELECT {}.current_user_id()",
+            postgres::quote_ident(&foundry.db.schema)
+        );
+        let seen: Option<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(current.clone()))
             .fetch_one(&mut *tx)
             .await
             .unwrap();
-        assert_eq!(seen, tenants[0].user.to_string());
+        assert_eq!(seen, Some(tenants[0].user));
         if end_with_commit {
             tx.commit().await.unwrap();
         } else {
             tx.rollback().await.unwrap();
         }
         let after: String =
-            sqlx::query_scalar("SELECT coalesce(current_setting('app.current_user_id', true), '')")
+            sqlx::query_scalar("SELECT coalesce(current_setting('app.tenant_claim', true), '')")
                 .fetch_one(&single)
                 .await
                 .unwrap();
         assert_eq!(after, "");
+        let nobody: Option<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(current))
+            .fetch_one(&single)
+            .await
+            .unwrap();
+        assert_eq!(nobody, None);
         let sql = format!("SELECT count(*) FROM {}", foundry.table("projects"));
         let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(&single)

@@ -7,7 +7,8 @@ mod postgres_support;
 
 use std::process::Output;
 
-use videofoundry::postgres::{FoundryDatabase, quote_ident};
+use secrecy::SecretString;
+use videofoundry::postgres::{FoundryDatabase, TenantKey, quote_ident, tenant};
 
 fn migrate(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_videofoundry-operator"))
@@ -35,7 +36,11 @@ async fn migrate_provisions_then_changes_nothing_and_hands_over_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("app-password");
     let password_arg = password_file.to_str().unwrap();
+    let key_file = dir.path().join("tenant-key");
+    let key_arg = key_file.to_str().unwrap();
     let args = [
+        "--tenant-key-file",
+        key_arg,
         "--database-url",
         &url,
         "--namespace",
@@ -78,6 +83,39 @@ async fn migrate_provisions_then_changes_nothing_and_hands_over_the_password() {
         .await
         .unwrap();
     assert_eq!(count, 0);
+
+    // The key written to the file signs claims the database accepts.
+    let key_text = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(key_text.trim_end().len(), 64);
+    assert!(!output.contains(key_text.trim_end()));
+    let key = TenantKey::from_text(&SecretString::from(key_text)).unwrap();
+    let user = uuid::Uuid::new_v4().to_string();
+    let mut tx = tenant::begin(&app, &key, &user).await.unwrap();
+    let sql = format!("SELECT {}.current_user_id()::text", quote_ident(&db.schema));
+    let verified: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(verified.as_deref(), Some(user.as_str()));
+    tx.rollback().await.unwrap();
+
+    // A password the application role changed itself is repaired, and reported so.
+    let changed = format!(
+        "ALTER ROLE {} PASSWORD 'changed-by-the-app-{}'",
+        quote_ident(&db.roles.application),
+        uuid::Uuid::new_v4().simple()
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(changed))
+        .execute(&app)
+        .await
+        .unwrap();
+    let repaired = migrate(&args);
+    assert!(repaired.status.success(), "{}", text(&repaired));
+    assert!(
+        text(&repaired).contains("repaired: ApplicationPasswordSet"),
+        "{}",
+        text(&repaired)
+    );
 
     // Drift made by hand is repaired and reported as such.
     let admin = postgres_support::pool(postgres_support::admin_options().unwrap(), 1).await;

@@ -61,6 +61,7 @@ async fn interleaved_pooled_transactions_never_cross_tenants() {
             insert.clone(),
             untenanted.clone(),
         );
+        let key = foundry.key.clone();
         let (done, cross_tenant_rows, rows_seen) =
             (done.clone(), cross_tenant_rows.clone(), rows_seen.clone());
         workers.push(tokio::spawn(async move {
@@ -68,7 +69,7 @@ async fn interleaved_pooled_transactions_never_cross_tenants() {
             while done.fetch_add(1, Ordering::Relaxed) < TRANSACTIONS {
                 i += 1;
                 let user = users[((worker * 7919 + i * 104_729) % users.len() as u64) as usize];
-                let mut tx = tenant::begin(&pool, &user.to_string()).await.unwrap();
+                let mut tx = tenant::begin(&pool, &key, &user.to_string()).await.unwrap();
                 // Let other transactions run between setting the tenant and using it.
                 tokio::task::yield_now().await;
                 let seen: Vec<uuid::Uuid> =
@@ -88,6 +89,19 @@ async fn interleaved_pooled_transactions_never_cross_tenants() {
                             .await
                             .unwrap();
                     cross_tenant_rows.fetch_add(u64::from(written != user), Ordering::Relaxed);
+                }
+                if i.is_multiple_of(10) {
+                    // Injected SQL keeps the claim (and the old setting) for the whole session:
+                    // after this commit, no later transaction on the connection may see a tenant
+                    // it did not claim itself.
+                    sqlx::query(
+                        "SELECT set_config('app.tenant_claim', current_setting('app.tenant_claim'), false), \
+                                set_config('app.current_user_id', $1, false)",
+                    )
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
                 }
                 if i.is_multiple_of(2) {
                     tx.commit().await.unwrap();

@@ -85,7 +85,9 @@ async fn drift_is_repaired(foundry: &Foundry, drift: &str, expected: &[ChangeKin
 
 /// Whether tenant `me` can see rows of other tenants in `projects` and `audit_logs`.
 async fn sees_other_tenants(foundry: &Foundry, me: uuid::Uuid) -> bool {
-    let mut tx = tenant::begin(&foundry.app, &me.to_string()).await.unwrap();
+    let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.to_string())
+        .await
+        .unwrap();
     let mut leaked = 0_i64;
     for table in ["projects", "audit_logs"] {
         let sql = format!(
@@ -257,7 +259,9 @@ async fn every_kind_of_drift_is_found_and_repaired() {
         &[ChangeKind::FunctionPrivilegesRepaired],
     )
     .await;
-    let mut tx = tenant::begin(&foundry.app, &me.to_string()).await.unwrap();
+    let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.to_string())
+        .await
+        .unwrap();
     let call = format!("SELECT {schema}.all_projects()");
     let result = sqlx::query(sqlx::AssertSqlSafe(call))
         .execute(&mut *tx)
@@ -267,7 +271,9 @@ async fn every_kind_of_drift_is_found_and_repaired() {
 
     // Everything is back: isolation holds, the application cannot write audit entries of others.
     assert!(!sees_other_tenants(&foundry, me).await);
-    let mut tx = tenant::begin(&foundry.app, &me.to_string()).await.unwrap();
+    let mut tx = tenant::begin(&foundry.app, &foundry.key, &me.to_string())
+        .await
+        .unwrap();
     let result = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {audit} SET action = 'x'"
     )))
@@ -317,7 +323,7 @@ async fn migrations_upgrade_a_foundry_at_the_previous_version() {
         .filter(|c| c.kind == ChangeKind::MigrationApplied)
         .map(|c| c.object.as_str())
         .collect();
-    assert_eq!(migrations, ["2"]);
+    assert_eq!(migrations, ["2", "4"]);
     // The pre-existing tables had no RLS: that is reported as repaired drift.
     assert!(
         report

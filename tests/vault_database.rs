@@ -29,6 +29,7 @@ use videofoundry::secrets::database_rotation::{
 };
 use videofoundry::secrets::kv::{self, SecretFields};
 use videofoundry::secrets::rotation::{RotationOutcome, RotationPolicy};
+use videofoundry::secrets::tenant_key::{PREVIOUS_CLAIM_KEY, accepted_tenant_keys, tenant_key};
 use videofoundry::secrets::{FoundryLayout, SecretKey, VaultSession, access};
 
 /// Both servers, a provisioned foundry, its Vault layout, and the operator's and backend's
@@ -143,7 +144,7 @@ async fn dynamic_credentials_log_in_stay_confined_by_rls_and_revocation_drops_th
         .unwrap()
         .get(0);
     assert_eq!(none, 0);
-    let mut tx = postgres::tenant::begin(&user_pool, &alice.to_string())
+    let mut tx = postgres::tenant::begin(&user_pool, &s.foundry.key, &alice.to_string())
         .await
         .unwrap();
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -166,7 +167,7 @@ async fn dynamic_credentials_log_in_stay_confined_by_rls_and_revocation_drops_th
     assert!(forged.is_err(), "a dynamic user wrote another tenant's row");
     drop(tx);
     // Turning RLS off for the session does not show other tenants either.
-    let mut tx = postgres::tenant::begin(&user_pool, &alice.to_string())
+    let mut tx = postgres::tenant::begin(&user_pool, &s.foundry.key, &alice.to_string())
         .await
         .unwrap();
     let row_security_off = sqlx::query("SET LOCAL row_security = off")
@@ -258,12 +259,37 @@ async fn vault_backed_password(s: &Setup, now: Timestamp) -> SecretString {
     password
 }
 
+/// Whether a claim signed with `key` verifies in the foundry's database, for the application
+/// role logged in with `password`.
+async fn claim_verifies(s: &Setup, password: &SecretString, key: &postgres::TenantKey) -> bool {
+    let app = s
+        .foundry
+        .login_pool(&s.foundry.db.roles.application, password.expose_secret())
+        .await;
+    let user = uuid::Uuid::new_v4();
+    let mut tx = postgres::tenant::begin(&app, key, &user.to_string())
+        .await
+        .unwrap();
+    let sql = format!(
+        "SELECT {}.current_user_id()",
+        postgres::quote_ident(&s.foundry.db.schema)
+    );
+    let verified: Option<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    drop(tx);
+    app.close().await;
+    verified == Some(user)
+}
+
 #[tokio::test]
 async fn rotation_changes_the_password_and_the_old_one_is_gone_after_the_grace_period() {
     let Some(s) = setup("rot").await else { return };
-    let app = s.foundry.db.roles.application.clone();
+    let app = s.foundry.db.clone();
     let t0 = Timestamp::now();
     let original = vault_backed_password(&s, t0).await;
+    let original_key = tenant_key(&database_fields(&s).await.1).unwrap();
     let path = s.layout.path(&SecretKey::Database).unwrap();
 
     // Not due: nothing happens.
@@ -301,11 +327,22 @@ async fn rotation_changes_the_password_and_the_old_one_is_gone_after_the_grace_p
     let new = fields.get(PASSWORD).unwrap().clone();
     assert_ne!(new.expose_secret(), original.expose_secret());
     assert!(fields.get(PENDING_PASSWORD).is_none());
-    assert!(logs_in(&s.foundry, &app, &new).await);
+    assert!(logs_in(&s.foundry, &app.roles.application, &new).await);
     assert!(
-        !logs_in(&s.foundry, &app, &original).await,
+        !logs_in(&s.foundry, &app.roles.application, &original).await,
         "the old password still logs in"
     );
+    // The key that signs tenant claims rotated with it: the database accepts the new one and,
+    // during the grace period, the previous one.
+    let new_key = tenant_key(&fields).unwrap();
+    assert_ne!(new_key.id(), original_key.id());
+    let previous = fields.get(PREVIOUS_CLAIM_KEY).unwrap();
+    assert_eq!(
+        postgres::TenantKey::from_text(previous).unwrap().id(),
+        original_key.id()
+    );
+    assert!(claim_verifies(&s, &new, &new_key).await);
+    assert!(claim_verifies(&s, &new, &original_key).await);
     // During the grace period the previous value stays in Vault's history.
     let first = kv::read_version(&s.operator, "secret", &path, 1)
         .await
@@ -352,7 +389,20 @@ async fn rotation_changes_the_password_and_the_old_one_is_gone_after_the_grace_p
             "version {old} survived the grace period"
         );
     }
-    assert!(!logs_in(&s.foundry, &app, &original).await);
+    assert!(!logs_in(&s.foundry, &app.roles.application, &original).await);
+    // The previous key left the secret; the next provisioning removes it from the database.
+    assert!(fields.get(PREVIOUS_CLAIM_KEY).is_none());
+    let keys = accepted_tenant_keys(&fields).unwrap();
+    let input = postgres::ProvisionInput {
+        application_password: Some(&new),
+        tenant_keys: Some(&keys),
+        ..postgres::ProvisionInput::default()
+    };
+    postgres::provision_with(&s.foundry.admin, &s.foundry.db, &input)
+        .await
+        .unwrap();
+    assert!(claim_verifies(&s, &new, &new_key).await);
+    assert!(!claim_verifies(&s, &new, &original_key).await);
 
     // The period rotates too.
     let t3 = t1 + SignedDuration::from_hours(24 * 90);
@@ -376,7 +426,7 @@ async fn rotation_changes_the_password_and_the_old_one_is_gone_after_the_grace_p
 #[tokio::test]
 async fn an_interrupted_rotation_converges_and_a_working_password_exists_at_every_step() {
     let Some(s) = setup("int").await else { return };
-    let app = s.foundry.db.roles.application.clone();
+    let app = s.foundry.db.clone();
     let t0 = Timestamp::now();
     vault_backed_password(&s, t0).await;
     let path = s.layout.path(&SecretKey::Database).unwrap();
@@ -415,7 +465,14 @@ async fn an_interrupted_rotation_converges_and_a_working_password_exists_at_ever
             .expose_secret(),
         "the resumed rotation must finish the recorded password, not invent another"
     );
-    assert!(logs_in(&s.foundry, &app, fields.get(PASSWORD).unwrap()).await);
+    assert!(
+        logs_in(
+            &s.foundry,
+            &app.roles.application,
+            fields.get(PASSWORD).unwrap()
+        )
+        .await
+    );
 
     // Crash after step 2 (Postgres has the pending password, Vault's `password` is stale).
     let current = kv::read_latest(&s.operator, "secret", &path)
@@ -425,10 +482,17 @@ async fn an_interrupted_rotation_converges_and_a_working_password_exists_at_ever
     let pending = db_rotation::begin_rotation(&s.operator, &s.layout, &current, Some("b"))
         .await
         .unwrap();
-    db_rotation::apply_pending(&s.foundry.admin, &app, &pending, &path)
+    db_rotation::apply_pending(&s.foundry.admin, &app.roles.application, &pending, &path)
         .await
         .unwrap();
-    assert!(!logs_in(&s.foundry, &app, pending.fields.get(PASSWORD).unwrap()).await);
+    assert!(
+        !logs_in(
+            &s.foundry,
+            &app.roles.application,
+            pending.fields.get(PASSWORD).unwrap()
+        )
+        .await
+    );
     assert!(
         some_candidate_logs_in(&s).await,
         "no working password after step 2"
@@ -449,7 +513,14 @@ async fn an_interrupted_rotation_converges_and_a_working_password_exists_at_ever
     .unwrap();
     let (_, fields) = database_fields(&s).await;
     assert!(fields.get(PENDING_PASSWORD).is_none());
-    assert!(logs_in(&s.foundry, &app, fields.get(PASSWORD).unwrap()).await);
+    assert!(
+        logs_in(
+            &s.foundry,
+            &app.roles.application,
+            fields.get(PASSWORD).unwrap()
+        )
+        .await
+    );
     assert!(some_candidate_logs_in(&s).await);
 }
 
@@ -485,7 +556,7 @@ async fn no_password_appears_in_trace_logs_or_errors_of_the_database_steps() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let app = s.foundry.db.roles.application.clone();
+    let app = s.foundry.db.clone();
     let admin = admin_url();
     let connection = DatabaseConnection::from_url(&admin).unwrap();
     let admin_password = connection.password.clone();
@@ -494,7 +565,7 @@ async fn no_password_appears_in_trace_logs_or_errors_of_the_database_steps() {
         &s.operator,
         &s.layout,
         &connection,
-        &app,
+        &app.roles.application,
         &CredentialTtl::default(),
     )
     .await
@@ -527,7 +598,7 @@ async fn no_password_appears_in_trace_logs_or_errors_of_the_database_steps() {
         &s.operator,
         &s.layout,
         &wrong,
-        &app,
+        &app.roles.application,
         &CredentialTtl::default(),
     )
     .await

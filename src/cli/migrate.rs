@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::postgres::{self, Error, FoundryDatabase, ProvisionReport};
+use crate::postgres::{self, Error, FoundryDatabase, ProvisionInput, ProvisionReport, TenantKey};
 
 /// Arguments of `migrate`.
 #[derive(Debug, clap::Args)]
@@ -38,6 +38,19 @@ pub struct MigrateArgs {
     /// 0600). Without this option a new application role gets a password that is not shown.
     #[arg(long, value_name = "FILE")]
     pub application_password_file: Option<PathBuf>,
+
+    /// File holding the key that signs tenant claims (64 hex characters; the `claimKey` field of
+    /// the foundry's `database` secret). When it exists, the database accepts exactly that key;
+    /// when it does not, a new key is generated, installed, and written there (mode 0600).
+    /// Without this option the database keeps its keys, and a foundry with none gets a generated
+    /// key that is not shown.
+    #[arg(long, value_name = "FILE")]
+    pub tenant_key_file: Option<PathBuf>,
+
+    /// Seconds to wait for a lock (another provisioning run, or a session holding a lock on the
+    /// foundry's tables) before failing with the holder's process id, role and application.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub lock_timeout: u64,
 
     /// Seconds to wait for the server.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
@@ -106,7 +119,26 @@ async fn run(args: &MigrateArgs) -> Result<ProvisionReport, String> {
         // Written before the role is changed, so a failure cannot leave a password nobody has.
         write_password(path, password)?;
     }
-    let report = postgres::provision(&pool, &db, password.as_ref())
+    let tenant_key = match &args.tenant_key_file {
+        None => None,
+        Some(path) => match read_password(path)? {
+            Some(text) => {
+                Some(TenantKey::from_text(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+            }
+            None => {
+                let key = TenantKey::generate();
+                // Written before it is installed, like the password.
+                write_password(path, &key.to_text())?;
+                Some(key)
+            }
+        },
+    };
+    let input = ProvisionInput {
+        application_password: password.as_ref(),
+        tenant_keys: tenant_key.as_ref().map(std::slice::from_ref),
+        lock_timeout: Duration::from_secs(args.lock_timeout.max(1)),
+    };
+    let report = postgres::provision_with(&pool, &db, &input)
         .await
         .map_err(with_server)?;
     pool.close().await;
@@ -177,6 +209,12 @@ fn print_report(report: &ProvisionReport) {
         eprintln!(
             "note: the application role was created with a generated password that is not shown; \
              re-run with --application-password-file FILE to set one and keep it"
+        );
+    }
+    if report.generated_tenant_key.is_some() {
+        eprintln!(
+            "note: the foundry got a generated tenant key that is not shown, so no backend can \
+             sign tenant claims yet; re-run with --tenant-key-file FILE to install one and keep it"
         );
     }
 }

@@ -30,6 +30,8 @@ pub(crate) struct RoleSettingRow {
     pub role: String,
     /// `None` for settings that apply in every database.
     pub database: Option<String>,
+    /// `name=value` entries.
+    pub settings: Vec<String>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -114,7 +116,8 @@ pub(crate) async fn role_settings(
     names: &[&str],
 ) -> Result<Vec<RoleSettingRow>, Error> {
     sqlx::query_as(
-        "SELECT r.rolname::text AS role, d.datname::text AS database \
+        "SELECT r.rolname::text AS role, d.datname::text AS database, \
+                coalesce(s.setconfig, '{}') AS settings \
          FROM pg_db_role_setting s \
          JOIN pg_roles r ON r.oid = s.setrole \
          LEFT JOIN pg_database d ON d.oid = s.setdatabase \

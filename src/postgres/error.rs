@@ -11,6 +11,19 @@ pub enum Error {
         "invalid tenant user id: expected a canonical UUID such as 7f1c0e1a-1b2c-4d3e-8f90-a1b2c3d4e5f6"
     )]
     InvalidUserId,
+    /// A tenant key that is not 64 hex characters. The text is not repeated.
+    #[error("invalid tenant key: expected 64 hex characters (256 bits)")]
+    InvalidTenantKey,
+    /// Another session holds a lock provisioning needs, for longer than the lock timeout.
+    #[error("blocked for {seconds} s waiting for {waiting_for}; held by {holders}")]
+    Blocked {
+        /// What provisioning waited for.
+        waiting_for: String,
+        /// The lock timeout.
+        seconds: u64,
+        /// The sessions holding it: process id, role, application, client, state, since when.
+        holders: String,
+    },
     /// A role name that cannot be used.
     #[error("invalid role name: {0}")]
     InvalidRole(String),
@@ -52,6 +65,8 @@ impl Error {
             Error::InvalidFoundry(_) => "InvalidFoundry",
             Error::InvalidUserId => "InvalidUserId",
             Error::InvalidRole(_) => "InvalidRole",
+            Error::InvalidTenantKey => "InvalidTenantKey",
+            Error::Blocked { .. } => "DatabaseBlocked",
             Error::Unreachable(_) => "DatabaseUnreachable",
             Error::AuthenticationFailed(_) => "DatabaseAuthenticationFailed",
             Error::DatabaseMissing(_) => "DatabaseMissing",
@@ -65,7 +80,10 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            Error::InvalidFoundry(_) | Error::InvalidUserId | Error::InvalidRole(_)
+            Error::InvalidFoundry(_)
+                | Error::InvalidUserId
+                | Error::InvalidRole(_)
+                | Error::InvalidTenantKey
         )
     }
 
@@ -101,6 +119,15 @@ fn database_message(error: &sqlx::Error) -> String {
         sqlx::Error::Database(db) => db.message().to_owned(),
         other => other.to_string(),
     }
+}
+
+/// Whether a driver error is a lock wait that exceeded `lock_timeout` (SQLSTATE 55P03).
+pub(crate) fn is_lock_timeout(error: &Error) -> bool {
+    let source = match error {
+        Error::Database { source, .. } => source,
+        _ => return false,
+    };
+    matches!(source, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
 }
 
 impl From<sqlx::migrate::MigrateError> for Error {

@@ -26,11 +26,39 @@ pub const SHARED_TABLES: [&str; 1] = ["workflow_allowlist"];
 /// The sqlx bookkeeping table: owner only, no RLS (the owner reads it while migrating).
 pub(crate) const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
-/// The tenant of the current transaction, in the initplan form `(SELECT ...)` so that PostgreSQL
-/// evaluates it once per query rather than once per row. An unset or empty setting is NULL, which
-/// matches no row.
-pub(crate) const CURRENT_TENANT: &str =
-    "(SELECT (NULLIF(current_setting('app.current_user_id', true), ''))::uuid AS current_user_id)";
+/// The tenant of the current transaction: the user of the signed claim that
+/// `"<schema>".current_user_id()` verifies (NULL without a valid claim, which matches no row), in
+/// the initplan form `(SELECT ...)` so that PostgreSQL evaluates it once per query rather than
+/// once per row.
+pub(crate) fn current_tenant(schema: &str) -> String {
+    format!(
+        "(SELECT {}.current_user_id() AS current_user_id)",
+        quote_ident(schema)
+    )
+}
+
+/// The key table that `current_user_id()` verifies claims against (owner only, no RLS).
+pub(crate) const CLAIM_KEYS_TABLE: &str = "tenant_claim_keys";
+
+/// The transaction-local flag the key guard sets while it looks up keys of other tenants; the
+/// owner's only policy is conditional on it, so the owner still reads nothing otherwise.
+pub(crate) const KEY_GUARD_SETTING: &str = "vf.key_guard";
+
+/// Whether a row of `table`, aliased `t`, belongs to the tenant in the PL/pgSQL variable
+/// `tenant` (for the key guard; the same rule as the table's policy).
+pub(crate) fn owned_by_tenant(schema: &str, table: &str) -> Option<String> {
+    match table {
+        "users" => Some("t.id = tenant".to_owned()),
+        "projects" | "workflows" | "render_jobs" | "audit_logs" => {
+            Some("t.user_id = tenant".to_owned())
+        }
+        "segments" => Some(format!(
+            "EXISTS (SELECT 1 FROM {}.projects p WHERE p.id = t.project_id AND p.user_id = tenant)",
+            quote_ident(schema)
+        )),
+        _ => None,
+    }
+}
 
 /// A role of the foundry, by function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -112,7 +140,8 @@ const READ_WRITE: [&str; 4] = ["SELECT", "INSERT", "UPDATE", "DELETE"];
 
 /// Every relation the migrations create, with its privileges and policies.
 pub(crate) fn desired_relations(schema: &str, roles: &RoleNames) -> Vec<RelationSpec> {
-    let tenant = CURRENT_TENANT;
+    let current = current_tenant(schema);
+    let tenant = current.as_str();
     let projects = format!("{}.projects", quote_ident(schema));
     let segments = format!("{}.segments", quote_ident(schema));
     let own_project = format!("(SELECT p.id FROM {projects} p WHERE (p.user_id = {tenant}))");
@@ -152,10 +181,24 @@ pub(crate) fn desired_relations(schema: &str, roles: &RoleNames) -> Vec<Relation
         using: Some("true".into()),
         with_check: None,
     };
+    // The key guard (a SECURITY DEFINER trigger owned by the owner) must see other tenants'
+    // keys; the owner sees rows only while the guard's transaction-local flag is on.
+    let owner_key_guard = Policy {
+        name: "vf_owner_key_guard",
+        command: PolicyCommand::Select,
+        role: roles.owner.clone(),
+        using: Some(format!(
+            "(current_setting('{KEY_GUARD_SETTING}', true) = 'on')"
+        )),
+        with_check: None,
+    };
     let table = |name: &'static str, privileges: Vec<Privilege>, tenant_policies: Vec<Policy>| {
         let mut policies = tenant_policies;
         policies.push(admin_all.clone());
         policies.push(auditor_select.clone());
+        if owned_by_tenant(schema, name).is_some() {
+            policies.push(owner_key_guard.clone());
+        }
         RelationSpec {
             name,
             kind: 'r',
@@ -269,6 +312,13 @@ pub(crate) fn desired_relations(schema: &str, roles: &RoleNames) -> Vec<Relation
             policies: vec![],
         },
         RelationSpec {
+            name: CLAIM_KEYS_TABLE,
+            kind: 'r',
+            row_security: false,
+            privileges: vec![],
+            policies: vec![],
+        },
+        RelationSpec {
             name: MIGRATIONS_TABLE,
             kind: 'r',
             row_security: false,
@@ -328,7 +378,7 @@ mod tests {
                     continue;
                 }
                 assert!(
-                    text.contains("(SELECT (NULLIF(current_setting('app.current_user_id', true)"),
+                    text.contains("(SELECT \"vf_test\".current_user_id() AS current_user_id)"),
                     "{}",
                     spec.name
                 );
@@ -353,8 +403,8 @@ mod tests {
 
     #[test]
     fn normalisation_ignores_deparse_noise() {
-        let ours = format!("(user_id = {CURRENT_TENANT})");
-        let deparsed = "(user_id = ( SELECT (NULLIF(current_setting('app.current_user_id'::text, true), ''::text))::uuid AS current_user_id))";
+        let ours = format!("(user_id = {})", current_tenant("vf_test"));
+        let deparsed = "(user_id = ( SELECT vf_test.current_user_id() AS current_user_id))";
         assert_eq!(
             normalise_expression(&ours, "vf_test"),
             normalise_expression(deparsed, "vf_test")

@@ -2,17 +2,22 @@
 //! of `model`, fixes every difference, and reports what it changed. Safe to re-run at any point;
 //! a run against a healthy foundry changes nothing and reports nothing.
 //!
-//! Order: roles → schema → migrations (as the owner) → owners, RLS flags, privileges, policies.
-//! Each phase runs in one transaction, so a repair never leaves a window with grants revoked but
-//! not yet re-granted; a session advisory lock serialises concurrent runs for the same foundry.
+//! Order: roles → schema → migrations (as the owner) → owners, RLS flags, privileges, functions
+//! and triggers, policies, tenant keys, statistics. Each phase runs in one transaction, so a
+//! repair never leaves a window with grants revoked but not yet re-granted; a session advisory
+//! lock serialises concurrent runs for the same foundry. Every lock is taken with a timeout: a
+//! session that holds one for longer is reported by process id, role and application.
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use sqlx::{Connection as _, PgConnection, PgPool};
 
 use super::catalog::{self, PUBLIC_GRANTEE};
+use super::claim::TenantKey;
+use super::error::is_lock_timeout;
 use super::migrations::run_migrations;
 use super::model::{self, Policy, Privilege, RelationSpec, desired_relations};
 use super::password::{generate_password, password_clause, scram_sha256_verifier};
@@ -35,6 +40,8 @@ pub enum ChangeKind {
     OwnerMembershipGranted,
     /// Per-role session defaults (`ALTER ROLE ... SET`) were reset.
     RoleSettingsReset,
+    /// The application role's defaults were set (`track_activities = off`).
+    RoleSettingsSet,
     /// The schema did not exist and was created.
     SchemaCreated,
     /// The schema belonged to another role.
@@ -53,9 +60,23 @@ pub enum ChangeKind {
     RowSecurityForced,
     /// A relation's privileges differed (widened, narrowed, or grantable).
     PrivilegesRepaired,
-    /// A function in the schema was executable by someone other than its owner (the migrations
-    /// create none; one made by hand, e.g. `SECURITY DEFINER`, is closed).
+    /// A function in the schema was executable by someone it should not be (one made by hand,
+    /// e.g. `SECURITY DEFINER`, is closed), or not by the application role where it must be.
     FunctionPrivilegesRepaired,
+    /// One of the operator's functions (`current_user_id()`, a key guard) was missing, had
+    /// another definition or another owner.
+    FunctionReplaced,
+    /// A key-guard trigger was missing, disabled or changed, or another trigger was found on a
+    /// tenant table.
+    TriggerRepaired,
+    /// A key that signs tenant claims was installed.
+    TenantKeyAdded,
+    /// A key that signs tenant claims was removed (rotated out).
+    TenantKeyRemoved,
+    /// Columns of tenant tables were collecting planner statistics (which `EXPLAIN` leaks).
+    StatisticsHidden,
+    /// Planner statistics holding tenant values were deleted.
+    StatisticsCleared,
     /// A policy was missing.
     PolicyCreated,
     /// A policy's definition had changed.
@@ -94,6 +115,9 @@ pub struct ProvisionReport {
     /// Set when the application role was created without a given password: hand it to the
     /// secrets layer; it is not stored anywhere else.
     pub generated_application_password: Option<SecretString>,
+    /// Set when no tenant key was given and the foundry had none: the key now installed, to be
+    /// kept by the secrets layer (the database keeps only its HMAC pads).
+    pub generated_tenant_key: Option<TenantKey>,
     /// Everything created or repaired, in order.
     pub changes: Vec<Change>,
 }
@@ -110,17 +134,27 @@ impl ProvisionReport {
     }
 
     /// Records setting up something this run created.
-    fn record(&mut self, kind: ChangeKind, object: impl Into<String>, detail: impl Into<String>) {
+    pub(crate) fn record(
+        &mut self,
+        kind: ChangeKind,
+        object: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
         self.push(kind, object.into(), detail.into(), false);
     }
 
     /// Records repairing drift in something that already existed.
-    fn repaired(&mut self, kind: ChangeKind, object: impl Into<String>, detail: impl Into<String>) {
+    pub(crate) fn repaired(
+        &mut self,
+        kind: ChangeKind,
+        object: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
         self.push(kind, object.into(), detail.into(), true);
     }
 
     /// Records a change that is a repair when `existed`.
-    fn changed(
+    pub(crate) fn changed(
         &mut self,
         existed: bool,
         kind: ChangeKind,
@@ -140,35 +174,160 @@ impl ProvisionReport {
     }
 }
 
+/// How long provisioning waits for any lock before it reports who holds it.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a provisioning run is given besides the foundry's identity.
+#[derive(Debug, Clone, Copy)]
+pub struct ProvisionInput<'a> {
+    /// The application role's password: set when it differs (if the server lets us compare).
+    /// Without it, a new application role gets a generated password, returned in the report.
+    pub application_password: Option<&'a SecretString>,
+    /// Every key that may sign tenant claims: the current one, and during a rotation the pending
+    /// and previous ones. The database ends with exactly these. Without keys (or with none), the
+    /// database's keys are kept; a foundry that has none gets a generated key, returned in the
+    /// report.
+    pub tenant_keys: Option<&'a [TenantKey]>,
+    /// How long to wait for a lock (another run, or a session holding one on the foundry's
+    /// tables) before failing with [`Error::Blocked`].
+    pub lock_timeout: Duration,
+}
+
+impl Default for ProvisionInput<'_> {
+    fn default() -> Self {
+        Self {
+            application_password: None,
+            tenant_keys: None,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+}
+
 /// Provisions (or repairs) the foundry's roles, schema, tables, privileges and policies through
 /// `admin`, a pool logged in as a superuser or a role with `CREATEROLE` and `CREATE` on the
 /// database. With `application_password`, the application role gets that password (set only
 /// when it differs, if the server lets us compare); without it, a new application role gets a
-/// generated password, returned in the report.
+/// generated password, returned in the report. Tenant keys are kept (or generated), see
+/// [`provision_with`].
 pub async fn provision(
     admin: &PgPool,
     db: &FoundryDatabase,
     application_password: Option<&SecretString>,
+) -> Result<ProvisionReport, Error> {
+    let input = ProvisionInput {
+        application_password,
+        ..ProvisionInput::default()
+    };
+    provision_with(admin, db, &input).await
+}
+
+/// [`provision`] with every input: the password, the tenant keys, the lock timeout.
+pub async fn provision_with(
+    admin: &PgPool,
+    db: &FoundryDatabase,
+    input: &ProvisionInput<'_>,
 ) -> Result<ProvisionReport, Error> {
     let mut conn = admin
         .acquire()
         .await
         .map_err(|e| Error::from_sqlx("connecting", e))?
         .detach();
-    let outcome = provision_on(&mut conn, db, application_password).await;
+    let timeout = format!(
+        "SET lock_timeout = {}",
+        input.lock_timeout.as_millis().max(1)
+    );
+    let mut outcome = match execute(&mut conn, "setting the lock timeout", timeout).await {
+        Ok(()) => provision_on(&mut conn, db, input).await,
+        Err(error) => Err(error),
+    };
     // The session (its advisory lock, any SET ROLE left by a failure) ends with the connection.
     let _closed = conn.close().await;
+    if let Err(error) = &outcome
+        && is_lock_timeout(error)
+    {
+        outcome = Err(blocked(admin, db, input.lock_timeout).await);
+    }
     outcome
+}
+
+/// The advisory lock key of a foundry's provisioning runs.
+fn provisioning_lock(db: &FoundryDatabase) -> String {
+    format!("videofoundry:{}", db.schema)
+}
+
+/// Who holds the foundry's provisioning lock or a lock on its tables, for [`Error::Blocked`].
+/// Read on a fresh connection; never the sessions' SQL text (it may hold secrets).
+async fn blocked(admin: &PgPool, db: &FoundryDatabase, timeout: Duration) -> Error {
+    #[derive(sqlx::FromRow)]
+    struct Holder {
+        pid: i32,
+        role: String,
+        application: String,
+        client: String,
+        state: String,
+        since: String,
+        mode: String,
+        relation: String,
+    }
+    let holders: Vec<Holder> = sqlx::query_as(
+        "SELECT DISTINCT l.pid, coalesce(a.usename::text, '?') AS role, \
+                coalesce(a.application_name, '') AS application, \
+                coalesce(host(a.client_addr), 'local') AS client, coalesce(a.state, '?') AS state, \
+                coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') AS since, \
+                l.mode, coalesce(c.relname::text, '') AS relation \
+         FROM pg_locks l \
+         LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+         LEFT JOIN pg_class c ON c.oid = l.relation \
+         WHERE l.granted AND l.pid <> pg_backend_pid() \
+           AND ((l.locktype = 'advisory' AND l.objsubid = 1 \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)) \
+                OR c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2)) \
+         ORDER BY l.pid",
+    )
+    .bind(provisioning_lock(db))
+    .bind(&db.schema)
+    .fetch_all(admin)
+    .await
+    .unwrap_or_default();
+    let described: Vec<String> = holders
+        .iter()
+        .map(|h| {
+            let what = if h.relation.is_empty() {
+                "the foundry's provisioning lock".to_owned()
+            } else {
+                format!("{} on {}", h.mode, h.relation)
+            };
+            let since = if h.since.is_empty() {
+                String::new()
+            } else {
+                format!(" since {}", h.since)
+            };
+            format!(
+                "pid {} (role {}, application '{}', client {}, {}{since}) holding {what}",
+                h.pid, h.role, h.application, h.client, h.state
+            )
+        })
+        .collect();
+    Error::Blocked {
+        waiting_for: format!("a lock on foundry schema {}", db.schema),
+        seconds: timeout.as_secs(),
+        holders: if described.is_empty() {
+            "a session that has released it since".to_owned()
+        } else {
+            described.join("; ")
+        },
+    }
 }
 
 async fn provision_on(
     conn: &mut PgConnection,
     db: &FoundryDatabase,
-    application_password: Option<&SecretString>,
+    input: &ProvisionInput<'_>,
 ) -> Result<ProvisionReport, Error> {
     let mut report = ProvisionReport::default();
     sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-        .bind(format!("videofoundry:{}", db.schema))
+        .bind(provisioning_lock(db))
         .execute(&mut *conn)
         .await
         .map_err(|e| Error::from_sqlx("locking the foundry", e))?;
@@ -178,8 +337,14 @@ async fn provision_on(
         .begin()
         .await
         .map_err(|e| Error::from_sqlx("starting a transaction", e))?;
-    let owner_existed =
-        ensure_roles(&mut tx, db, application_password, superuser, &mut report).await?;
+    let owner_existed = ensure_roles(
+        &mut tx,
+        db,
+        input.application_password,
+        superuser,
+        &mut report,
+    )
+    .await?;
     ensure_schema(&mut tx, db, owner_existed, &mut report).await?;
     tx.commit()
         .await
@@ -201,6 +366,10 @@ async fn provision_on(
         .await
         .map_err(|e| Error::from_sqlx("starting a transaction", e))?;
     ensure_relations(&mut tx, db, &existed, &mut report).await?;
+    report.generated_tenant_key =
+        super::keys::ensure_tenant_keys(&mut tx, db, input.tenant_keys, &mut report).await?;
+    super::statistics::ensure_statistics_hidden(&mut tx, db, superuser, &existed, &mut report)
+        .await?;
     tx.commit()
         .await
         .map_err(|e| Error::from_sqlx("committing privileges and policies", e))?;
@@ -224,7 +393,11 @@ async fn check_provisioner(conn: &mut PgConnection) -> Result<bool, Error> {
     Ok(superuser)
 }
 
-async fn execute(conn: &mut PgConnection, action: &'static str, sql: String) -> Result<(), Error> {
+pub(crate) async fn execute(
+    conn: &mut PgConnection,
+    action: &'static str,
+    sql: String,
+) -> Result<(), Error> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(conn)
         .await
@@ -298,7 +471,17 @@ async fn ensure_roles(
                         password_clause(given)
                     );
                     execute(conn, "setting the application password", sql).await?;
-                    report.record(ChangeKind::ApplicationPasswordSet, role, "");
+                    // A superuser compared the verifier: the role's password had been changed
+                    // (e.g. by the role itself). Otherwise the run cannot tell.
+                    if superuser {
+                        report.repaired(
+                            ChangeKind::ApplicationPasswordSet,
+                            role,
+                            "the password differed from the given one",
+                        );
+                    } else {
+                        report.record(ChangeKind::ApplicationPasswordSet, role, "");
+                    }
                 }
             }
         }
@@ -331,8 +514,23 @@ async fn ensure_roles(
         );
     }
 
-    for setting in catalog::role_settings(conn, &names).await? {
-        let sql = match &setting.database {
+    // The application role runs with `track_activities = off`: its sessions (every tenant's)
+    // publish no SQL text in pg_stat_activity for the others to read. Only a superuser may set
+    // it (and nobody else may change it); every other per-role default is drift.
+    let app_defaults: &[&str] = if superuser { APPLICATION_DEFAULTS } else { &[] };
+    let found = catalog::role_settings(conn, &names).await?;
+    for setting in &found {
+        let is_app_global = setting.role == roles.application && setting.database.is_none();
+        let expected: Vec<&str> = if is_app_global {
+            app_defaults.to_vec()
+        } else {
+            vec![]
+        };
+        let tolerated = is_app_global && !superuser && setting.settings == APPLICATION_DEFAULTS;
+        if setting.settings == expected || tolerated {
+            continue;
+        }
+        let mut sql = match &setting.database {
             None => format!("ALTER ROLE {} RESET ALL", quote_ident(&setting.role)),
             Some(database) => format!(
                 "ALTER ROLE {} IN DATABASE {} RESET ALL",
@@ -340,6 +538,9 @@ async fn ensure_roles(
                 quote_ident(database)
             ),
         };
+        if is_app_global {
+            sql.push_str(&application_defaults_sql(roles, app_defaults));
+        }
         execute(conn, "resetting role settings", sql).await?;
         let scope = setting.database.as_deref().unwrap_or("every database");
         report.repaired(
@@ -348,7 +549,37 @@ async fn ensure_roles(
             format!("session defaults in {scope}"),
         );
     }
+    let app_has_row = found
+        .iter()
+        .any(|s| s.role == roles.application && s.database.is_none());
+    if !app_has_row && !app_defaults.is_empty() {
+        let sql = application_defaults_sql(roles, app_defaults);
+        let sql = sql.trim_start_matches("; ").to_owned();
+        execute(conn, "setting the application role's defaults", sql).await?;
+        report.record(
+            ChangeKind::RoleSettingsSet,
+            &roles.application,
+            app_defaults.join(", "),
+        );
+    }
     Ok(owner_existed)
+}
+
+/// The application role's session defaults, as `pg_db_role_setting` lists them.
+const APPLICATION_DEFAULTS: &[&str] = &["track_activities=off"];
+
+/// `; ALTER ROLE app SET name = value` for each default.
+fn application_defaults_sql(roles: &RoleNames, defaults: &[&str]) -> String {
+    defaults
+        .iter()
+        .filter_map(|entry| entry.split_once('='))
+        .map(|(name, value)| {
+            format!(
+                "; ALTER ROLE {} SET {name} = {value}",
+                quote_ident(&roles.application)
+            )
+        })
+        .collect()
 }
 
 fn describe_role(found: &catalog::RoleRow) -> String {
@@ -503,7 +734,10 @@ async fn ensure_schema(
 }
 
 /// `PUBLIC`, the foundry's roles and every other grantee found, ready for `REVOKE ... FROM`.
-fn revoke_list<'a>(roles: &'a RoleNames, found: impl Iterator<Item = &'a str>) -> String {
+pub(crate) fn revoke_list<'a>(
+    roles: &'a RoleNames,
+    found: impl Iterator<Item = &'a str>,
+) -> String {
     let mut grantees: BTreeSet<&str> = [
         roles.application.as_str(),
         roles.admin.as_str(),
@@ -601,7 +835,7 @@ async fn ensure_relations(
     }
 
     ensure_privileges(conn, db, &specs, &relations, existed, report).await?;
-    ensure_functions_closed(conn, db, report).await?;
+    super::functions::ensure_functions(conn, db, report).await?;
     ensure_policies(conn, db, &specs, existed, report).await
 }
 
@@ -649,33 +883,6 @@ async fn ensure_privileges(
             ChangeKind::PrivilegesRepaired,
             &relation.name,
             describe_difference(&actual, &desired),
-        );
-    }
-    Ok(())
-}
-
-/// No function in the schema may be executed by anyone but its owner.
-async fn ensure_functions_closed(
-    conn: &mut PgConnection,
-    db: &FoundryDatabase,
-    report: &mut ProvisionReport,
-) -> Result<(), Error> {
-    let found = catalog::function_privileges(conn, &db.schema).await?;
-    let mut functions: Vec<&str> = found.iter().map(|row| row.relation.as_str()).collect();
-    functions.dedup();
-    for function in functions {
-        let rows: Vec<_> = found.iter().filter(|r| r.relation == function).collect();
-        // `function` is PostgreSQL's own regprocedure text: qualified and quoted as needed.
-        let sql = format!(
-            "REVOKE ALL ON FUNCTION {function} FROM {} CASCADE",
-            revoke_list(&db.roles, rows.iter().map(|r| r.grantee.as_str()))
-        );
-        execute(conn, "closing a function", sql).await?;
-        let holders: Vec<String> = rows.iter().map(|r| r.privilege().to_string()).collect();
-        report.repaired(
-            ChangeKind::FunctionPrivilegesRepaired,
-            function,
-            format!("unexpected: {}", holders.join(", ")),
         );
     }
     Ok(())

@@ -1,13 +1,21 @@
 //! Tenant-scoped access: the one way to run a tenant's queries. The user id is validated before
-//! any SQL runs and set with `set_config('app.current_user_id', $1, true)`, which lasts until the
-//! transaction ends, so a pooled connection never carries a tenant into the next transaction.
+//! any SQL runs; the transaction then learns its backend's process id and start time and sets a
+//! claim signed with the foundry's [`TenantKey`] (`set_config('app.tenant_claim', $1, true)`).
+//! The policies trust only a claim that verifies for this backend and this transaction, so SQL
+//! injected into the session cannot name another tenant, and neither a session-level setting nor
+//! a pooled connection carries a tenant into the next transaction.
 
 use std::fmt;
 use std::str::FromStr;
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres, Transaction};
 
-use super::{CURRENT_USER_SETTING, Error};
+use super::Error;
+use super::claim::{CLAIM_SETTING, TenantKey};
+
+/// How long a tenant's statement waits for a lock before failing: another session holding an
+/// `ACCESS EXCLUSIVE` lock on a tenant table stalls a tenant for at most this long.
+pub const TENANT_LOCK_TIMEOUT: &str = "10s";
 
 /// A tenant's user id: a canonical (hyphenated, 36-character) UUID that is not nil.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,30 +68,71 @@ impl fmt::Debug for UserId {
     }
 }
 
-/// Begins a transaction scoped to one tenant. `user_id` is validated first; nothing reaches the
-/// server when it is malformed. Use a pool that logs in as the foundry's application role: a
-/// superuser or a role with `BYPASSRLS` is not confined by the policies.
-pub async fn begin(pool: &PgPool, user_id: &str) -> Result<Transaction<'static, Postgres>, Error> {
+/// Begins a transaction scoped to one tenant, asserted by a claim signed with `key` (the
+/// foundry's current key, see `crate::secrets::tenant_key`). `user_id` is validated first;
+/// nothing reaches the server when it is malformed. Use a pool that logs in as the foundry's
+/// application role: a superuser or a role with `BYPASSRLS` is not confined by the policies.
+pub async fn begin(
+    pool: &PgPool,
+    key: &TenantKey,
+    user_id: &str,
+) -> Result<Transaction<'static, Postgres>, Error> {
     let user = user_id.parse::<UserId>()?;
-    begin_as(pool, user).await
+    begin_as(pool, key, user).await
 }
 
 /// [`begin`] for an already validated user id.
 pub async fn begin_as(
     pool: &PgPool,
+    key: &TenantKey,
     user: UserId,
 ) -> Result<Transaction<'static, Postgres>, Error> {
     let mut tx = pool
         .begin()
         .await
         .map_err(|e| Error::from_sqlx("starting a tenant transaction", e))?;
-    sqlx::query("SELECT set_config($1, $2, true)")
-        .bind(CURRENT_USER_SETTING)
-        .bind(user.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| Error::from_sqlx("setting the tenant", e))?;
+    assert_tenant(&mut tx, key, user).await?;
     Ok(tx)
+}
+
+/// [`begin_as`] on a connection the caller holds (e.g. one with session objects of its own).
+pub async fn begin_on<'c>(
+    conn: &'c mut PgConnection,
+    key: &TenantKey,
+    user: UserId,
+) -> Result<Transaction<'c, Postgres>, Error> {
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|e| Error::from_sqlx("starting a tenant transaction", e))?;
+    assert_tenant(&mut tx, key, user).await?;
+    Ok(tx)
+}
+
+/// Sets the signed claim for `user`, bound to this backend and this transaction's start time
+/// (`now()`), and a lock timeout for the transaction.
+async fn assert_tenant(
+    conn: &mut PgConnection,
+    key: &TenantKey,
+    user: UserId,
+) -> Result<(), Error> {
+    let (pid, start_micros): (i32, i64) = sqlx::query_as(
+        "SELECT pg_catalog.pg_backend_pid(), \
+                (pg_catalog.extract('epoch', pg_catalog.now()) * 1000000)::bigint",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| Error::from_sqlx("reading the transaction's identity", e))?;
+    sqlx::query(
+        "SELECT pg_catalog.set_config($1, $2, true), pg_catalog.set_config('lock_timeout', $3, true)",
+    )
+    .bind(CLAIM_SETTING)
+    .bind(key.sign(pid, start_micros, user))
+    .bind(TENANT_LOCK_TIMEOUT)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| Error::from_sqlx("setting the tenant", e))?;
+    Ok(())
 }
 
 #[cfg(test)]

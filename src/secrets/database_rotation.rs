@@ -17,10 +17,17 @@
 //! keeps one password per role, so new logins with P fail from the `ALTER ROLE` on (sessions
 //! already open stay open); the grace period keeps P recoverable from Vault and auditable.
 //! Two operators racing lose at a check-and-set and retry on the next reconcile.
+//!
+//! The key that signs tenant claims (`claimKey`, [`super::tenant_key`]) rides along: Pending
+//! also records `pendingClaimKey`, Applied has installed it in the database (which then accepts
+//! both keys), and Grace makes it `claimKey` with the old one as `previousClaimKey`, still
+//! accepted until the grace period ends. A backend never signs with a key the database lacks.
 
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
+
+use crate::postgres::FoundryDatabase;
 
 use super::error::SecretsError;
 use super::generate::generate_password;
@@ -30,6 +37,7 @@ use super::rotation::{
     RotationDue, RotationOutcome, RotationPolicy, end_grace_if_expired, fields, grace_end,
     rotation_due, timestamp_field,
 };
+use super::tenant_key::{CLAIM_KEY, PENDING_CLAIM_KEY, PREVIOUS_CLAIM_KEY, generate_claim_key};
 use super::vault::VaultSession;
 
 /// The application role's password in the `database` secret.
@@ -50,21 +58,30 @@ fn text(value: impl ToString) -> SecretString {
     SecretString::from(value.to_string())
 }
 
-/// Stores the application password (the one provisioning generated or was given) if the
-/// foundry has none yet; returns what Vault holds afterwards. Provisioning should be called
-/// with the stored password, so Vault and Postgres agree.
+/// Stores the application password and the key that signs tenant claims if the foundry has
+/// none yet (a secret written before the key existed gets one added); returns what Vault holds
+/// afterwards. Provisioning should be called with the stored password and keys, so Vault and
+/// Postgres agree.
 pub async fn ensure_database_password(
     session: &VaultSession,
     layout: &FoundryLayout,
     now: Timestamp,
 ) -> Result<Versioned, SecretsError> {
     let path = layout.path(&SecretKey::Database)?;
-    kv::ensure_generated(session, &layout.kv_mount, &path, || {
+    let current = kv::ensure_generated(session, &layout.kv_mount, &path, || {
         SecretFields::new()
             .with(PASSWORD, generate_password())
+            .with(CLAIM_KEY, generate_claim_key())
             .with(fields::ROTATED_AT, text(now))
     })
-    .await
+    .await?;
+    if current.fields.get(CLAIM_KEY).is_some() {
+        return Ok(current);
+    }
+    let mut fields = current.fields.clone();
+    fields.insert(CLAIM_KEY, generate_claim_key());
+    let version = kv::write_cas(session, &layout.kv_mount, &path, &fields, current.version).await?;
+    Ok(Versioned { version, fields })
 }
 
 /// Step Stable → Pending: records a new password as pending. Returns the new KV version.
@@ -77,6 +94,9 @@ pub async fn begin_rotation(
     let path = layout.path(&SecretKey::Database)?;
     let mut pending = current.fields.clone();
     pending.insert(PENDING_PASSWORD, generate_password());
+    if pending.get(PENDING_CLAIM_KEY).is_none() {
+        pending.insert(PENDING_CLAIM_KEY, generate_claim_key());
+    }
     pending.insert(fields::ROTATION_REQUEST, text(request.unwrap_or_default()));
     let version =
         kv::write_cas(session, &layout.kv_mount, &path, &pending, current.version).await?;
@@ -109,6 +129,23 @@ pub async fn apply_pending(
         })
 }
 
+/// Part of step Pending → Applied: the database accepts every key of the secret (the pending one
+/// included) before any backend signs with it. Only adds keys; provisioning removes old ones.
+pub async fn install_pending_keys(
+    admin: &PgPool,
+    database: &FoundryDatabase,
+    pending: &Versioned,
+) -> Result<(), SecretsError> {
+    let keys = super::tenant_key::accepted_tenant_keys(&pending.fields)?;
+    crate::postgres::add_tenant_keys(admin, database, &keys)
+        .await
+        .map(|_added| ())
+        .map_err(|error| SecretsError::Database {
+            step: "installing the tenant claim keys",
+            category: error.category(),
+        })
+}
+
 /// Step Applied → Grace: the pending password becomes the current one.
 pub async fn commit_rotation(
     session: &VaultSession,
@@ -126,6 +163,12 @@ pub async fn commit_rotation(
             field: PENDING_PASSWORD,
         })?;
     committed.insert(PASSWORD, new_password);
+    if let Some(new_key) = committed.remove(PENDING_CLAIM_KEY) {
+        if let Some(old_key) = committed.remove(CLAIM_KEY) {
+            committed.insert(PREVIOUS_CLAIM_KEY, old_key);
+        }
+        committed.insert(CLAIM_KEY, new_key);
+    }
     committed.insert(fields::ROTATED_AT, text(now));
     committed.insert(
         fields::PREVIOUS_VALID_UNTIL,
@@ -147,21 +190,14 @@ pub async fn reconcile_database_password(
     session: &VaultSession,
     admin: &PgPool,
     layout: &FoundryLayout,
-    application_role: &str,
+    database: &FoundryDatabase,
     policy: &RotationPolicy,
     request: Option<&str>,
     now: Timestamp,
 ) -> Result<RotationOutcome, SecretsError> {
     let current = ensure_database_password(session, layout, now).await?;
     reconcile_stored_password(
-        session,
-        admin,
-        layout,
-        application_role,
-        policy,
-        request,
-        now,
-        current,
+        session, admin, layout, database, policy, request, now, current,
     )
     .await
 }
@@ -173,7 +209,7 @@ pub async fn reconcile_stored_password(
     session: &VaultSession,
     admin: &PgPool,
     layout: &FoundryLayout,
-    application_role: &str,
+    database: &FoundryDatabase,
     policy: &RotationPolicy,
     request: Option<&str>,
     now: Timestamp,
@@ -205,7 +241,8 @@ pub async fn reconcile_stored_password(
             }
         }
     };
-    apply_pending(admin, application_role, &pending, &path).await?;
+    apply_pending(admin, &database.roles.application, &pending, &path).await?;
+    install_pending_keys(admin, database, &pending).await?;
     let version = commit_rotation(session, layout, &pending, policy, now).await?;
     Ok(RotationOutcome::Rotated { at: now, version })
 }

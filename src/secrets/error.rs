@@ -73,6 +73,14 @@ pub enum SecretsError {
         /// The missing field.
         field: &'static str,
     },
+    /// A stored field has a value the operator cannot use (its value is not shown).
+    #[error("secret {path} has an unusable value in field {field}")]
+    InvalidField {
+        /// The KV path (or Secret key prefix).
+        path: String,
+        /// The field.
+        field: &'static str,
+    },
     /// The foundry's Vault settings are unusable.
     #[error(transparent)]
     InvalidPath(#[from] super::layout::InvalidVaultPath),
@@ -100,7 +108,7 @@ impl SecretsError {
             Self::WriteConflict { .. } => "VaultWriteConflict",
             Self::LoginFailed { .. } => "VaultLoginFailed",
             Self::Rejected { .. } => "VaultRequestFailed",
-            Self::MissingField { .. } => "VaultSecretMalformed",
+            Self::MissingField { .. } | Self::InvalidField { .. } => "VaultSecretMalformed",
             Self::InvalidPath(_) | Self::Configuration(_) => "VaultConfigInvalid",
             Self::Database { .. } => "SecretRotationFailed",
         }

@@ -13,6 +13,7 @@ pub mod kv;
 pub mod layout;
 pub mod plan;
 pub mod rotation;
+pub mod tenant_key;
 pub mod vault;
 
 pub use error::SecretsError;

@@ -223,6 +223,9 @@ pub(crate) async fn end_grace_if_expired(
     }
     current.remove(fields::PREVIOUS_VALID_UNTIL);
     current.remove(fields::JWT_PREVIOUS_SECRET);
+    // The database stops accepting it at the next provisioning, which installs exactly the
+    // keys the secret still holds.
+    current.remove(super::tenant_key::PREVIOUS_CLAIM_KEY);
     let kept = kv::write_cas(session, mount, path, &current, version).await?;
     kv::destroy_versions(session, mount, path, (1..kept).collect()).await?;
     tracing::info!(path, "grace period over: previous versions destroyed");

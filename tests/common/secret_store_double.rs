@@ -1,5 +1,5 @@
-//! A test double of the Kubernetes Secrets API (no real API server installs here): answers GET
-//! and POST of Secrets from memory over kube's tower-test mock, so the controller's backend
+//! A test double of the Kubernetes Secrets API (no real API server installs here): answers GET,
+//! POST and merge-PATCH (of `data`) of Secrets from memory over kube's tower-test mock, so the controller's backend
 //! steps can read credentials while talking to the real Postgres, OpenBao and Ceph RGW.
 #![allow(dead_code)]
 
@@ -86,6 +86,19 @@ impl SecretStoreDouble {
                 }
                 secrets.insert(name, secret.clone());
                 (StatusCode::CREATED, secret)
+            }
+            (&Method::PATCH, ["api", "v1", "namespaces", _, "secrets", name]) => {
+                let patch: Value = serde_json::from_slice(body).unwrap();
+                let Some(secret) = secrets.get_mut(*name) else {
+                    return not_found(name);
+                };
+                if let (Some(data), Some(added)) = (
+                    secret["data"].as_object_mut(),
+                    patch["data"].as_object().cloned(),
+                ) {
+                    data.extend(added);
+                }
+                (StatusCode::OK, secret.clone())
             }
             _ => not_found(path),
         }

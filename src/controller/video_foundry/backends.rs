@@ -16,7 +16,7 @@ use super::credentials::{CredentialError, SecretReader};
 use super::status::StepOutcome;
 use crate::crd::VideoFoundry;
 use crate::crd::conditions::types::{DATABASE_READY, SECRETS_READY, STORAGE_READY};
-use crate::postgres::{self, FoundryDatabase, ProvisionReport};
+use crate::postgres::{self, FoundryDatabase, ProvisionInput, ProvisionReport, TenantKey};
 use crate::secrets::database::{CredentialTtl, DatabaseConnection, ensure_database_engine};
 use crate::secrets::database_rotation::{
     PASSWORD, ensure_database_password, password_candidates, reconcile_stored_password,
@@ -24,6 +24,7 @@ use crate::secrets::database_rotation::{
 use crate::secrets::kv::SecretFields;
 use crate::secrets::plan::{LoginPlan, SecretsPlan, plan, secrets_step};
 use crate::secrets::rotation::{ROTATE_ANNOTATION, RotationPolicy, reconcile_jwt_secret};
+use crate::secrets::tenant_key::{CLAIM_KEY, accepted_tenant_keys, generate_claim_key};
 use crate::secrets::vault::{SERVICE_ACCOUNT_TOKEN_PATH, read_service_account_token};
 use crate::secrets::{SecretKey, SecretsError, VaultLogin, VaultSession, access};
 use crate::storage::{FoundryStorage, S3Connection, S3Storage, storage_outcome};
@@ -138,8 +139,8 @@ pub async fn secrets_and_database_steps(
         }
         SecretsPlan::KubernetesSecret { secret_name } => {
             let password = developer_password(client, reader, foundry, secret_name).await;
-            let (secrets, password) = match password {
-                Ok(password) => (secrets_step(&Ok(plan.clone())), password),
+            let (secrets, (password, key)) = match password {
+                Ok(found) => (secrets_step(&Ok(plan.clone())), found),
                 Err(failure) => {
                     let message = failure.message.clone();
                     return SecretsAndDatabase {
@@ -152,7 +153,9 @@ pub async fn secrets_and_database_steps(
             };
             let database = match admin {
                 Ok(admin) => {
-                    let outcome = provision_step(&admin, &database, &password).await;
+                    let outcome =
+                        provision_step(&admin, &database, &password, std::slice::from_ref(&key))
+                            .await;
                     admin.close().await;
                     outcome
                 }
@@ -261,6 +264,13 @@ async fn vault_steps(
         }));
         return result;
     };
+    let keys = match accepted_tenant_keys(&stored.fields) {
+        Ok(keys) => keys,
+        Err(error) => {
+            result.secrets = secrets_step(&Err(error));
+            return result;
+        }
+    };
     let (admin, admin_url) = match admin {
         Ok(admin) => admin,
         Err(failure) => {
@@ -268,7 +278,7 @@ async fn vault_steps(
             return result;
         }
     };
-    result.database = provision_step(&admin, database, &password).await;
+    result.database = provision_step(&admin, database, &password, &keys).await;
     if result.database.ready {
         let engine = async {
             let connection = DatabaseConnection {
@@ -291,7 +301,7 @@ async fn vault_steps(
             &session,
             &admin,
             layout,
-            &database.roles.application,
+            database,
             &policy,
             request.as_deref(),
             now,
@@ -342,26 +352,43 @@ async fn vault_session(
         .map_err(|e| secrets_step(&Err(e)))
 }
 
-/// Developer mode without Vault: the password lives in the foundry's Kubernetes Secret, which
-/// the operator creates (with a generated password and JWT secret) when it does not exist.
+/// Developer mode without Vault: the password and the key that signs tenant claims live in the
+/// foundry's Kubernetes Secret (`database.password`, `database.claimKey`), which the operator
+/// creates (with a generated password, key and JWT secret) when it does not exist, and to which
+/// it adds a key when an older Secret has none.
 async fn developer_password(
     client: &Client,
     reader: &SecretReader,
     foundry: &VideoFoundry,
     secret_name: &str,
-) -> Result<SecretString, StepOutcome> {
-    let key = format!("{}.{PASSWORD}", SecretKey::Database.relative_path());
+) -> Result<(SecretString, TenantKey), StepOutcome> {
+    let base = SecretKey::Database.relative_path();
+    let key = format!("{base}.{PASSWORD}");
+    let claim = format!("{base}.{CLAIM_KEY}");
+    let namespace = foundry.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     match reader.value(secret_name, &key).await {
-        Ok(password) => return Ok(password),
+        Ok(password) => {
+            let claim_key = match reader.value(secret_name, &claim).await {
+                Ok(text) => text,
+                Err(CredentialError::KeyMissing { .. }) => {
+                    add_developer_claim_key(&api, &namespace, secret_name, &claim).await?
+                }
+                Err(other) => return Err(other.outcome(SECRETS_READY)),
+            };
+            return Ok((password, developer_tenant_key(&claim_key, secret_name)?));
+        }
         Err(CredentialError::SecretMissing { .. }) => {}
         Err(other) => return Err(other.outcome(SECRETS_READY)),
     }
-    let namespace = foundry.namespace().unwrap_or_default();
     let password = postgres::generate_password();
+    let claim_key = generate_claim_key();
     let entries = [
         (
             SecretKey::Database,
-            SecretFields::new().with(PASSWORD, password.clone()),
+            SecretFields::new()
+                .with(PASSWORD, password.clone())
+                .with(CLAIM_KEY, claim_key.clone()),
         ),
         (
             SecretKey::Jwt,
@@ -379,13 +406,19 @@ async fn developer_password(
     )
     .map_err(|e| StepOutcome::failed(SECRETS_READY, "InvalidSpec", e.to_string(), false))?;
     // Create only: a Secret that appeared meanwhile (another replica, a GitOps tool) wins.
-    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     match api.create(&kube::api::PostParams::default(), &secret).await {
-        Ok(_) => Ok(password),
-        Err(kube::Error::Api(status)) if status.is_already_exists() => reader
-            .value(secret_name, &key)
-            .await
-            .map_err(|e| e.outcome(SECRETS_READY)),
+        Ok(_) => Ok((password, developer_tenant_key(&claim_key, secret_name)?)),
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {
+            let password = reader
+                .value(secret_name, &key)
+                .await
+                .map_err(|e| e.outcome(SECRETS_READY))?;
+            let claim_key = reader
+                .value(secret_name, &claim)
+                .await
+                .map_err(|e| e.outcome(SECRETS_READY))?;
+            Ok((password, developer_tenant_key(&claim_key, secret_name)?))
+        }
         Err(error) => Err(StepOutcome::failed(
             SECRETS_READY,
             "KubernetesApiError",
@@ -393,6 +426,45 @@ async fn developer_password(
             true,
         )),
     }
+}
+
+fn developer_tenant_key(text: &SecretString, secret_name: &str) -> Result<TenantKey, StepOutcome> {
+    TenantKey::from_text(text).map_err(|_| {
+        StepOutcome::failed(
+            SECRETS_READY,
+            "SecretMalformed",
+            format!("Secret {secret_name}: {CLAIM_KEY} must be 64 hex characters"),
+            false,
+        )
+    })
+}
+
+/// Adds a generated `database.claimKey` to a developer Secret written before keys existed.
+async fn add_developer_claim_key(
+    api: &Api<Secret>,
+    namespace: &str,
+    secret_name: &str,
+    claim: &str,
+) -> Result<SecretString, StepOutcome> {
+    use base64::Engine as _;
+    let claim_key = generate_claim_key();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(claim_key.expose_secret());
+    let patch = serde_json::json!({ "data": { claim: encoded } });
+    api.patch(
+        secret_name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|error| {
+        StepOutcome::failed(
+            SECRETS_READY,
+            "KubernetesApiError",
+            format!("cannot add {claim} to Secret {namespace}/{secret_name}: {error}"),
+            true,
+        )
+    })?;
+    Ok(claim_key)
 }
 
 /// Connects with the admin URL to the foundry's database (created when missing).
@@ -403,13 +475,20 @@ async fn connect_database(url: &SecretString, database: &str) -> Result<PgPool, 
         .map_err(|e| database_failure(&e))
 }
 
-/// Provisions roles, schema and row-level security with `password` for the application role.
+/// Provisions roles, schema and row-level security with `password` for the application role and
+/// `keys` as the keys the database accepts for tenant claims.
 pub async fn provision_step(
     admin: &PgPool,
     database: &FoundryDatabase,
     password: &SecretString,
+    keys: &[TenantKey],
 ) -> StepOutcome {
-    match postgres::provision(admin, database, Some(password)).await {
+    let input = ProvisionInput {
+        application_password: Some(password),
+        tenant_keys: Some(keys),
+        ..ProvisionInput::default()
+    };
+    match postgres::provision_with(admin, database, &input).await {
         Ok(report) => provisioned(&report, database),
         Err(error) => database_failure(&error),
     }
