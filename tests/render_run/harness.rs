@@ -405,7 +405,13 @@ impl Harness {
         uid: &str,
     ) -> (Option<String>, Vec<String>) {
         let schema = videofoundry::postgres::quote_ident(&self.database.schema);
-        let mut tx = tenant::begin(app, user).await.unwrap();
+        let secret = self.secrets().get("dev-secrets").await.unwrap();
+        let claim = secret.data.unwrap()["database.claimKey"].0.clone();
+        let key = videofoundry::postgres::TenantKey::from_text(&secrecy::SecretString::from(
+            String::from_utf8(claim).unwrap(),
+        ))
+        .unwrap();
+        let mut tx = tenant::begin(app, &key, user).await.unwrap();
         let rows: Vec<(Option<String>,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT phase FROM {schema}.render_jobs WHERE kubernetes_uid = $1::uuid"
         )))

@@ -14,11 +14,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::controller::video_foundry::backends::{
-    ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY, STORAGE_CA_KEY, application_passwords,
+    ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY, STORAGE_CA_KEY, application_login,
 };
 use crate::controller::video_foundry::credentials::SecretReader;
 use crate::crd::VideoFoundry;
-use crate::postgres::{self, FoundryDatabase};
+use crate::postgres::{self, FoundryDatabase, TenantKey};
 use crate::storage::{FoundryStorage, ObjectEncryption, S3Connection, S3Storage};
 
 /// How long cached credentials are used before they are read again.
@@ -34,6 +34,8 @@ pub struct FoundryAccess {
     pub database: FoundryDatabase,
     /// Logged in as the application role.
     pub pool: PgPool,
+    /// Signs the tenant claims of `pool`'s transactions.
+    pub tenant_key: TenantKey,
     /// The foundry's storage as its spec describes it.
     pub storage: FoundryStorage,
     /// Presigning and listing, with the operator's storage credentials.
@@ -143,7 +145,7 @@ async fn build(client: &Client, foundry: &VideoFoundry) -> Result<FoundryAccess,
         .map_err(|e| failure(e.category(), e.to_string()))?
         .database(&foundry.spec.database.database_name)
         .username(&database.roles.application);
-    let passwords = application_passwords(&reader, foundry)
+    let (passwords, tenant_key) = application_login(&reader, foundry)
         .await
         .map_err(|e| outcome_error(&e))?;
     let mut last_error = None;
@@ -188,6 +190,7 @@ async fn build(client: &Client, foundry: &VideoFoundry) -> Result<FoundryAccess,
     Ok(FoundryAccess {
         database,
         pool,
+        tenant_key,
         storage,
         s3,
         uid: foundry.uid().unwrap_or_default(),

@@ -71,6 +71,7 @@ pub fn record_of<'a>(
 ) -> RenderRecord<'a> {
     RenderRecord {
         schema: &access.database.schema,
+        key: &access.tenant_key,
         uid: render.metadata.uid.as_deref().unwrap_or_default(),
         user_id: &render.spec.user_id,
         project_id: render.spec.project_id.as_deref(),

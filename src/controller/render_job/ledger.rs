@@ -10,7 +10,7 @@
 use sqlx::PgPool;
 
 use crate::crd::render_job::RenderPhase;
-use crate::postgres::{self, quote_ident, tenant};
+use crate::postgres::{self, TenantKey, quote_ident, tenant};
 
 /// `audit_logs.resource_type` of renders.
 pub const RESOURCE_TYPE: &str = "render_job";
@@ -20,6 +20,8 @@ pub const RESOURCE_TYPE: &str = "render_job";
 pub struct RenderRecord<'a> {
     /// The foundry's schema.
     pub schema: &'a str,
+    /// Signs the tenant claim of each transaction.
+    pub key: &'a TenantKey,
     /// The RenderJob's UID: the row's key.
     pub uid: &'a str,
     /// The tenant user.
@@ -203,7 +205,7 @@ pub async fn submit(
     record: &RenderRecord<'_>,
     output_prefix: &str,
 ) -> Result<(), LedgerError> {
-    let mut tx = tenant::begin(pool, record.user_id).await?;
+    let mut tx = tenant::begin(pool, record.key, record.user_id).await?;
     let result = sqlx::query(sqlx::AssertSqlSafe(submit_sql(record.schema)))
         .bind(record.user_id)
         .bind(record.project_id)
@@ -232,7 +234,7 @@ pub async fn transition(
     record: &RenderRecord<'_>,
     transition: &Transition,
 ) -> Result<(), LedgerError> {
-    let mut tx = tenant::begin(pool, record.user_id).await?;
+    let mut tx = tenant::begin(pool, record.key, record.user_id).await?;
     let success = !matches!(transition.phase, RenderPhase::Failed);
     sqlx::query(sqlx::AssertSqlSafe(transition_sql(record.schema)))
         .bind(record.uid)
@@ -262,7 +264,7 @@ pub async fn audit_once(
     details: serde_json::Value,
     success: bool,
 ) -> Result<(), LedgerError> {
-    let mut tx = tenant::begin(pool, record.user_id).await?;
+    let mut tx = tenant::begin(pool, record.key, record.user_id).await?;
     sqlx::query(sqlx::AssertSqlSafe(audit_once_sql(record.schema)))
         .bind(record.user_id)
         .bind(action)

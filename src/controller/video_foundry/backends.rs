@@ -531,23 +531,30 @@ fn database_failure(error: &postgres::Error) -> StepOutcome {
 }
 
 /// The application role's passwords, in the order to try them (during a rotation the pending
-/// one first): from Vault's `database` secret, or from the developer Secret. The render
-/// controller logs in with them to record renders under each user's identity.
-pub async fn application_passwords(
+/// one first), and the key that signs tenant claims: from Vault's `database` secret, or from
+/// the developer Secret. The render controller logs in with them to record renders under each
+/// user's identity.
+pub async fn application_login(
     reader: &SecretReader,
     foundry: &VideoFoundry,
-) -> Result<Vec<SecretString>, StepOutcome> {
+) -> Result<(Vec<SecretString>, TenantKey), StepOutcome> {
     let namespace = foundry.namespace().unwrap_or_default();
     let plan = plan(&namespace, &foundry.name_any(), &foundry.spec)
         .map_err(|e| StepOutcome::failed(SECRETS_READY, "InvalidSpec", e.to_string(), false))?;
     match &plan {
         SecretsPlan::KubernetesSecret { secret_name } => {
-            let key = format!("{}.{PASSWORD}", SecretKey::Database.relative_path());
-            let password = reader
-                .value(secret_name, &key)
+            let base = SecretKey::Database.relative_path();
+            let data = reader
+                .secret(secret_name)
                 .await
                 .map_err(|e| e.outcome(SECRETS_READY))?;
-            Ok(vec![password])
+            let password = data
+                .value(&format!("{base}.{PASSWORD}"))
+                .map_err(|e| e.outcome(SECRETS_READY))?;
+            let claim = data
+                .value(&format!("{base}.{CLAIM_KEY}"))
+                .map_err(|e| e.outcome(SECRETS_READY))?;
+            Ok((vec![password], developer_tenant_key(&claim, secret_name)?))
         }
         SecretsPlan::Vault {
             address,
@@ -560,25 +567,27 @@ pub async fn application_passwords(
             let session = vault_session(reader, address, login, vault_spec).await?;
             let read = async {
                 let path = layout.path(&SecretKey::Database)?;
-                crate::secrets::kv::read_latest(&session, &layout.kv_mount, &path).await
+                let stored = crate::secrets::kv::read_latest(&session, &layout.kv_mount, &path)
+                    .await?
+                    .ok_or(SecretsError::MissingField {
+                        path: SecretKey::Database.relative_path(),
+                        field: PASSWORD,
+                    })?;
+                let key = crate::secrets::tenant_key::tenant_key(&stored.fields)?;
+                let passwords: Vec<SecretString> = password_candidates(&stored.fields)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                Ok::<_, SecretsError>((passwords, key))
             };
-            let stored = read.await.map_err(|e| secrets_step(&Err(e)))?;
-            let passwords: Vec<SecretString> = stored
-                .as_ref()
-                .map(|versioned| {
-                    password_candidates(&versioned.fields)
-                        .into_iter()
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
+            let (passwords, key) = read.await.map_err(|e| secrets_step(&Err(e)))?;
             if passwords.is_empty() {
                 return Err(secrets_step(&Err(SecretsError::MissingField {
                     path: SecretKey::Database.relative_path(),
                     field: PASSWORD,
                 })));
             }
-            Ok(passwords)
+            Ok((passwords, key))
         }
     }
 }
