@@ -1,11 +1,13 @@
 //! Controller runtime: the shared context, error reporting, backoff, start-up checks, leader
 //! election and the controllers themselves.
 
+pub mod apply;
 pub mod approved_node_list;
 mod backoff;
 pub mod error;
 pub mod events;
 mod leader;
+pub mod ownership;
 pub mod render_job;
 mod startup;
 pub mod video_foundry;
@@ -36,12 +38,16 @@ pub struct Context {
     pub client: Client,
     /// Shared Event recorder (its RBAC needs `create` and `patch` on events).
     pub recorder: Recorder,
+    /// Who publishes Events (controller name and pod).
+    pub reporter: Reporter,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Operator configuration.
     pub config: OperatorConfig,
     /// Per-object exponential backoff for transient errors.
     pub backoff: Backoff,
+    /// The service-account JWT the operator logs in to Vault with (Kubernetes auth).
+    pub vault_jwt: crate::secrets::ServiceAccountJwt,
 }
 
 impl Context {
@@ -61,7 +67,9 @@ impl Context {
             Duration::from_secs(config.reconcile.backoff_max_seconds),
         );
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            vault_jwt: crate::secrets::ServiceAccountJwt::from_config(&config.vault, &client),
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             metrics,
             config,
@@ -75,7 +83,7 @@ impl Context {
 /// `DeserializeGuard`) instead of stopping the watch.
 pub(crate) async fn run_controller<K, ReconcileFuture>(
     ctx: Arc<Context>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     name: &'static str,
     reconcile: impl FnMut(Arc<DeserializeGuard<K>>, Arc<Context>) -> ReconcileFuture,
     error_policy: impl Fn(Arc<DeserializeGuard<K>>, &Error, Arc<Context>) -> Action,
@@ -89,24 +97,60 @@ pub(crate) async fn run_controller<K, ReconcileFuture>(
         + 'static,
     ReconcileFuture: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
-    let api: kube::Api<DeserializeGuard<K>> = match &ctx.config.watch_namespace {
-        Some(namespace) => kube::Api::namespaced(ctx.client.clone(), namespace),
-        None => kube::Api::all(ctx.client.clone()),
-    };
-    kube::runtime::Controller::new(
-        api,
-        kube::runtime::watcher::Config::default().any_semantic(),
-    )
-    .graceful_shutdown_on(async move {
-        let _ = stop.wait_for(|stop| *stop).await;
-    })
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(error) = result {
-            tracing::debug!(controller = name, %error, "reconcile loop");
-        }
+    run_controller_with(ctx, stop, name, reconcile, error_policy, |controller| {
+        controller
     })
     .await;
+}
+
+/// [`run_controller`] with extra watches: `configure` adds them to the controller (for example
+/// `.owns(...)` of the children, so a deleted or edited child triggers its owner at once).
+pub(crate) async fn run_controller_with<K, ReconcileFuture>(
+    ctx: Arc<Context>,
+    mut stop: watch::Receiver<bool>,
+    name: &'static str,
+    reconcile: impl FnMut(Arc<DeserializeGuard<K>>, Arc<Context>) -> ReconcileFuture,
+    error_policy: impl Fn(Arc<DeserializeGuard<K>>, &Error, Arc<Context>) -> Action,
+    configure: impl FnOnce(
+        kube::runtime::Controller<DeserializeGuard<K>>,
+    ) -> kube::runtime::Controller<DeserializeGuard<K>>,
+) where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    ReconcileFuture: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let api: kube::Api<DeserializeGuard<K>> = watched_api(&ctx);
+    let controller = kube::runtime::Controller::new(
+        api,
+        kube::runtime::watcher::Config::default().any_semantic(),
+    );
+    configure(controller)
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(controller = name, %error, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// The API of `K` in the watched namespace, or in every namespace when none is configured.
+pub(crate) fn watched_api<K>(ctx: &Context) -> kube::Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match &ctx.config.watch_namespace {
+        Some(namespace) => kube::Api::namespaced(ctx.client.clone(), namespace),
+        None => kube::Api::all(ctx.client.clone()),
+    }
 }
 
 /// The namespace and name of an object read from the API server, recorded on the current

@@ -15,6 +15,8 @@ use sqlx::PgPool;
 use super::credentials::{CredentialError, SecretReader};
 use super::status::StepOutcome;
 use crate::crd::VideoFoundry;
+use crate::crd::video_foundry::ExecutionMode;
+use crate::security_profile::{DATABASE_PLAINTEXT_RELAXATION, database_url_requires_tls};
 use crate::crd::conditions::types::{DATABASE_READY, SECRETS_READY, STORAGE_READY};
 use crate::postgres::{self, FoundryDatabase, ProvisionReport};
 use crate::secrets::database::{CredentialTtl, DatabaseConnection, ensure_database_engine};
@@ -24,8 +26,9 @@ use crate::secrets::database_rotation::{
 use crate::secrets::kv::SecretFields;
 use crate::secrets::plan::{LoginPlan, SecretsPlan, plan, secrets_step};
 use crate::secrets::rotation::{ROTATE_ANNOTATION, RotationPolicy, reconcile_jwt_secret};
-use crate::secrets::vault::{SERVICE_ACCOUNT_TOKEN_PATH, read_service_account_token};
-use crate::secrets::{SecretKey, SecretsError, VaultLogin, VaultSession, access};
+use crate::secrets::{
+    SecretKey, SecretsError, ServiceAccountJwt, VaultLogin, VaultSession, access,
+};
 use crate::storage::{FoundryStorage, S3Connection, S3Storage, storage_outcome};
 
 /// Key of the access key id in the storage credentials Secret.
@@ -86,12 +89,28 @@ pub async fn ensure_storage(connection: &S3Connection, storage: &FoundryStorage)
         Ok(s3) => s3.ensure(storage).await,
         Err(error) => Err(error),
     };
-    storage_outcome(&result, storage)
+    let repairs = result
+        .as_ref()
+        .map(|report| report.changes.clone())
+        .unwrap_or_default();
+    storage_outcome(&result, storage).with_repairs(repairs)
 }
 
-/// Secrets first (they hold the application password), then the database.
+/// The Kubernetes auth mount of the backend's role: the spec's `backendAuthMountPath`, else the
+/// operator's own login mount, else `kubernetes`.
+pub fn backend_auth_mount(vault: &crate::crd::video_foundry::VaultSpec) -> &str {
+    vault
+        .backend_auth_mount_path
+        .as_deref()
+        .or(vault.auth.kubernetes.as_ref().map(|auth| auth.mount_path.as_str()))
+        .unwrap_or("kubernetes")
+}
+
+/// Secrets first (they hold the application password), then the database. `jwt` is where the
+/// operator's service-account token for Vault's Kubernetes auth comes from.
 pub async fn secrets_and_database_steps(
     client: &Client,
+    jwt: &ServiceAccountJwt,
     reader: &SecretReader,
     foundry: &VideoFoundry,
     now: Timestamp,
@@ -127,14 +146,48 @@ pub async fn secrets_and_database_steps(
         .value(&reference.name, &reference.key)
         .await
         .map_err(|e| e.outcome(DATABASE_READY));
+    let developer = foundry.spec.execution_mode == ExecutionMode::Developer;
+    let plaintext = admin_url
+        .as_ref()
+        .is_ok_and(|url| !database_url_requires_tls(url.expose_secret()));
     let admin = match &admin_url {
+        Ok(_) if plaintext && !developer => Err(StepOutcome::failed(
+            DATABASE_READY,
+            "TlsRequired",
+            format!(
+                "{:?} mode requires TLS to PostgreSQL: add sslmode=require (or verify-full) to the URL in Secret {}/{} key {:?}",
+                foundry.spec.execution_mode, namespace, reference.name, reference.key
+            ),
+            false,
+        )),
         Ok(url) => connect_database(url, &foundry.spec.database.database_name).await,
         Err(failure) => Err(failure.clone()),
     };
+    let mut steps = database_and_secrets(client, jwt, reader, foundry, plan, &database, admin_url, admin, now).await;
+    if plaintext && steps.database.ready {
+        // Developer mode: allowed, and said where the database's state is reported.
+        steps.database.message = format!("{}; {DATABASE_PLAINTEXT_RELAXATION}", steps.database.message);
+    }
+    steps
+}
+
+/// The secrets and database steps once the admin connection was tried.
+#[allow(clippy::too_many_arguments)]
+async fn database_and_secrets(
+    client: &Client,
+    jwt: &ServiceAccountJwt,
+    reader: &SecretReader,
+    foundry: &VideoFoundry,
+    plan: SecretsPlan,
+    database: &FoundryDatabase,
+    admin_url: Result<SecretString, StepOutcome>,
+    admin: Result<PgPool, StepOutcome>,
+    now: Timestamp,
+) -> SecretsAndDatabase {
     match &plan {
         SecretsPlan::Vault { .. } => {
             let admin = admin.and_then(|pool| admin_url.map(|url| (pool, url)));
-            vault_steps(reader, foundry, plan, &database, admin, now).await
+            vault_steps(jwt, reader, foundry, plan, database, admin, now).await
         }
         SecretsPlan::KubernetesSecret { secret_name } => {
             let password = developer_password(client, reader, foundry, secret_name).await;
@@ -152,7 +205,7 @@ pub async fn secrets_and_database_steps(
             };
             let database = match admin {
                 Ok(admin) => {
-                    let outcome = provision_step(&admin, &database, &password).await;
+                    let outcome = provision_step(&admin, database, &password).await;
                     admin.close().await;
                     outcome
                 }
@@ -181,6 +234,7 @@ fn not_attempted(why: &str) -> StepOutcome {
 /// Vault: log in, write the policies, keep the JWT secret and the application password (with
 /// rotation), provision the database with that password, then configure dynamic credentials.
 async fn vault_steps(
+    jwt: &ServiceAccountJwt,
     reader: &SecretReader,
     foundry: &VideoFoundry,
     plan: SecretsPlan,
@@ -215,7 +269,7 @@ async fn vault_steps(
             return result;
         }
     };
-    let session = match vault_session(reader, address, login, vault_spec).await {
+    let session = match vault_session(jwt, reader, address, login, vault_spec).await {
         Ok(session) => session,
         Err(failure) => {
             result.database.message = format!("Vault login failed: {}", failure.message);
@@ -226,11 +280,7 @@ async fn vault_steps(
     let secrets = async {
         access::ensure_policies(&session, layout).await?;
         if let Some(account) = &vault_spec.backend_service_account {
-            let mount = vault_spec
-                .auth
-                .kubernetes
-                .as_ref()
-                .map_or("kubernetes", |auth| auth.mount_path.as_str());
+            let mount = backend_auth_mount(vault_spec);
             let backend = access::BackendIdentity {
                 namespace: foundry.namespace().unwrap_or_default(),
                 service_account: account.clone(),
@@ -309,6 +359,7 @@ async fn vault_steps(
 }
 
 async fn vault_session(
+    jwt: &ServiceAccountJwt,
     reader: &SecretReader,
     address: &str,
     login: &LoginPlan,
@@ -327,8 +378,7 @@ async fn vault_session(
         LoginPlan::Kubernetes { mount, role } => VaultLogin::Kubernetes {
             mount: mount.clone(),
             role: role.clone(),
-            jwt: read_service_account_token(std::path::Path::new(SERVICE_ACCOUNT_TOKEN_PATH))
-                .map_err(|e| secrets_step(&Err(e)))?,
+            jwt: jwt.jwt().await.map_err(|e| secrets_step(&Err(e)))?,
         },
         LoginPlan::TokenFromSecret { secret, key } => VaultLogin::Token(
             reader
@@ -415,31 +465,26 @@ pub async fn provision_step(
     }
 }
 
+/// `DatabaseReady=True` with a message that does not change with the repairs (they are told by
+/// a `DriftRepaired` Event), so a repair does not rewrite the status twice.
 fn provisioned(report: &ProvisionReport, database: &FoundryDatabase) -> StepOutcome {
     let repaired: Vec<String> = report
         .repairs()
         .map(|change| format!("{} {}", change.object, change.detail))
         .collect();
-    if repaired.is_empty() {
-        StepOutcome::ready(
-            DATABASE_READY,
-            "Provisioned",
-            format!(
-                "schema {} with forced row-level security; roles {}, {}, {}, {}",
-                database.schema,
-                database.roles.owner,
-                database.roles.application,
-                database.roles.admin,
-                database.roles.auditor
-            ),
-        )
-    } else {
-        StepOutcome::ready(
-            DATABASE_READY,
-            "DriftRepaired",
-            format!("repaired: {}", repaired.join("; ")),
-        )
-    }
+    StepOutcome::ready(
+        DATABASE_READY,
+        "Provisioned",
+        format!(
+            "schema {} with forced row-level security; roles {}, {}, {}, {}",
+            database.schema,
+            database.roles.owner,
+            database.roles.application,
+            database.roles.admin,
+            database.roles.auditor
+        ),
+    )
+    .with_repairs(repaired)
 }
 
 fn database_failure(error: &postgres::Error) -> StepOutcome {
