@@ -389,6 +389,17 @@ async fn two_installations_side_by_side_keep_to_their_own_foundries() {
         Some("team-b")
     );
 
+    // Each holds its own configured Lease in the configured namespace.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(cluster.client.clone(), ns);
+    for (lease, holder) in [("vf-team-a", "team-a"), ("vf-team-b", "team-b")] {
+        let held = leases.get(lease).await.unwrap();
+        assert_eq!(
+            held.spec.and_then(|s| s.holder_identity).as_deref(),
+            Some(holder)
+        );
+    }
+
     // Both at rest for three re-checks each: not one write, so no tug of war.
     for operator in [&a, &b] {
         let runs = operator.reconcile_runs(CONTROLLER).await;

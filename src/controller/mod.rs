@@ -202,6 +202,26 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
+    write_status_if_unchanged(ctx, object, status, events, action, None).await
+}
+
+/// [`write_status`], refused by the API server (409 Conflict) when `resource_version` is given
+/// and the object changed since it was read: for a write that must not overwrite another
+/// writer's, such as claiming a foundry.
+pub(crate) async fn write_status_if_unchanged<K>(
+    ctx: &Context,
+    object: &K,
+    status: &impl serde::Serialize,
+    events: Vec<events::PlannedEvent>,
+    action: &str,
+    resource_version: Option<&str>,
+) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
     let namespace = object
         .meta()
         .namespace
@@ -213,11 +233,14 @@ where
         .as_deref()
         .ok_or(Error::MissingMetadata("name"))?;
     let api: kube::Api<K> = kube::Api::namespaced(ctx.client.clone(), namespace);
-    let patch = serde_json::json!({
+    let mut patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
+    if let Some(version) = resource_version {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
     api.patch_status(
         name,
         &kube::api::PatchParams::apply(crate::crd::FIELD_MANAGER).force(),

@@ -405,3 +405,31 @@ fn login_error(
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_configured_token_file_is_read_at_each_login_and_a_missing_one_says_what_to_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt");
+        std::fs::write(&path, "header.payload.signature\n").unwrap();
+        let config = crate::config::VaultLoginConfig {
+            token_file: Some(path.clone()),
+            ..crate::config::VaultLoginConfig::default()
+        };
+        let client = kube::Client::try_from(
+            kube::Config::new("http://127.0.0.1:9".parse().unwrap()),
+        )
+        .unwrap();
+        let source = ServiceAccountJwt::from_config(&config, &client);
+        assert_eq!(source.jwt().await.unwrap().expose_secret(), "header.payload.signature");
+        std::fs::write(&path, "rotated").unwrap();
+        assert_eq!(source.jwt().await.unwrap().expose_secret(), "rotated");
+        std::fs::remove_file(&path).unwrap();
+        let error = source.jwt().await.unwrap_err().to_string();
+        assert!(error.contains("vault.tokenFile"), "{error}");
+        assert!(!error.contains("rotated"));
+    }
+}

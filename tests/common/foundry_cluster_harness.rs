@@ -46,6 +46,7 @@ pub async fn cluster() -> Option<Cluster> {
         crate::common::service_env("VF_K8S_AUDIT_LOG")?;
         return None;
     }
+    videofoundry::install_crypto_provider();
     let client = Client::try_default()
         .await
         .expect("KUBECONFIG is set but no cluster is reachable");

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use super::events::PlannedEvent;
 use super::{
     Context, Error, identify, object_key, observed, ownership, retry_after_error,
-    run_controller_with, watched_api, write_status,
+    run_controller_with, watched_api, write_status_if_unchanged,
 };
 use crate::crd::VideoFoundry;
 use crate::crd::video_foundry::VideoFoundryStatus;
@@ -132,7 +132,20 @@ async fn reconcile_foundry(
     let mut events = drift_events(current, &steps);
     if current != Some(&desired) {
         events.extend(status::events_for_change(current, &desired));
-        write_status(ctx, foundry, &desired, events, ACTION).await?;
+        // Claiming (or taking over) is conditional on the foundry being unchanged since it was
+        // read, so of two installations that both saw it unclaimed only the first one wins.
+        let claiming = current.and_then(|s| s.claimed_by.as_ref()) != desired.claimed_by.as_ref();
+        let precondition = claiming
+            .then(|| foundry.meta().resource_version.as_deref())
+            .flatten();
+        match write_status_if_unchanged(ctx, foundry, &desired, events, ACTION, precondition).await
+        {
+            Err(Error::Kube(kube::Error::Api(status))) if claiming && status.is_conflict() => {
+                tracing::debug!("another writer changed the foundry first; re-reading it");
+                return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+            }
+            written => written?,
+        }
     } else if !events.is_empty() {
         let reference = foundry.object_ref(&());
         for event in events {
