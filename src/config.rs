@@ -405,11 +405,15 @@ mod tests {
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("installation.className"), "{err}");
 
-        let both: OperatorConfig = serde_yaml::from_str(
-            "vault: {tokenFile: /t, serviceAccount: {namespace: a, name: b}}",
-        )
-        .unwrap();
-        assert!(both.validate().unwrap_err().to_string().contains("at most one"));
+        let both: OperatorConfig =
+            serde_yaml::from_str("vault: {tokenFile: /t, serviceAccount: {namespace: a, name: b}}")
+                .unwrap();
+        assert!(
+            both.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("at most one")
+        );
 
         let short: OperatorConfig =
             serde_yaml::from_str("vault: {tokenExpirationSeconds: 60}").unwrap();

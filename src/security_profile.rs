@@ -305,8 +305,7 @@ pub fn is_tls_url(url: &str) -> bool {
 }
 
 /// The relaxation line of a database connection that does not require TLS.
-pub const DATABASE_PLAINTEXT_RELAXATION: &str =
-    "the database connection does not require TLS (sslmode is not require, verify-ca or verify-full)";
+pub const DATABASE_PLAINTEXT_RELAXATION: &str = "the database connection does not require TLS (sslmode is not require, verify-ca or verify-full)";
 
 /// Whether a PostgreSQL connection URL requires TLS: `sslmode` (or `ssl-mode`) is `require`,
 /// `verify-ca` or `verify-full`, or the host is a local Unix socket. libpq's default, `prefer`,
@@ -454,12 +453,20 @@ mod tests {
 
         let mut s3 = example("videofoundry-production.yaml");
         s3.storage.endpoint = "http://rgw:7480".into();
-        assert!(resolve(&s3).unwrap_err().to_string().contains("S3 endpoint"));
+        assert!(
+            resolve(&s3)
+                .unwrap_err()
+                .to_string()
+                .contains("S3 endpoint")
+        );
 
         let mut developer = vault.clone();
         developer.execution_mode = ExecutionMode::Developer;
         let relaxed = resolve(&developer).unwrap().relaxations;
-        assert!(relaxed.iter().any(|r| r == "Vault is reached without TLS"), "{relaxed:?}");
+        assert!(
+            relaxed.iter().any(|r| r == "Vault is reached without TLS"),
+            "{relaxed:?}"
+        );
         assert!(is_tls_url("HTTPS://vault:8200"));
     }
 

@@ -26,12 +26,11 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
         // vaultrs logs every error answer at ERROR, even the expected 404 of a key not created
         // yet; the operator classifies each answer itself and reports real failures in status
         // and Events. A filter that names vaultrs gets its messages back.
-        env_filter = env_filter.add_directive(QUIET_VAULTRS.parse().map_err(|source| {
-            TelemetryError {
+        env_filter =
+            env_filter.add_directive(QUIET_VAULTRS.parse().map_err(|source| TelemetryError {
                 filter: QUIET_VAULTRS.to_owned(),
                 source,
-            }
-        })?);
+            })?);
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)

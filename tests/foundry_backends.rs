@@ -119,8 +119,14 @@ async fn developer_foundry_gets_a_generated_secret_a_provisioned_database_and_a_
     let client = store.client();
     let reader = SecretReader::new(&client, NAMESPACE);
 
-    let first =
-        secrets_and_database_steps(&client, &in_pod(), &reader, &foundry, jiff::Timestamp::now()).await;
+    let first = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(first.secrets.ready, "{:?}", first.secrets);
     assert_eq!(first.secrets.reason, "SecretsInKubernetesSecret");
     assert!(first.database.ready, "{:?}", first.database);
@@ -134,8 +140,14 @@ async fn developer_foundry_gets_a_generated_secret_a_provisioned_database_and_a_
     assert!(!application_logs_in(&servers, &name, "not-the-password").await);
 
     // Re-running changes nothing: same password, nothing repaired.
-    let second =
-        secrets_and_database_steps(&client, &in_pod(), &reader, &foundry, jiff::Timestamp::now()).await;
+    let second = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert_eq!(
         second.database.reason, "Provisioned",
         "{:?}",
@@ -167,8 +179,14 @@ async fn wrong_admin_password_is_a_reason_without_the_password() {
     let client = store.client();
     let reader = SecretReader::new(&client, NAMESPACE);
 
-    let outcome =
-        secrets_and_database_steps(&client, &in_pod(), &reader, &foundry, jiff::Timestamp::now()).await;
+    let outcome = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(!outcome.database.ready);
     assert_eq!(outcome.database.reason, "DatabaseAuthenticationFailed");
     for text in [&outcome.database.message, &outcome.secrets.message] {
@@ -223,8 +241,14 @@ async fn vault_foundry_keeps_the_password_in_vault_and_rotates_it_on_request() {
     let client = store.client();
     let reader = SecretReader::new(&client, NAMESPACE);
 
-    let first =
-        secrets_and_database_steps(&client, &in_pod(), &reader, &foundry, jiff::Timestamp::now()).await;
+    let first = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(first.secrets.ready, "{:?}", first.secrets);
     assert_eq!(first.secrets.reason, "SecretsStoredInVault");
     assert!(first.database.ready, "{:?}", first.database);
@@ -280,8 +304,14 @@ async fn vault_foundry_keeps_the_password_in_vault_and_rotates_it_on_request() {
         )]
         .into(),
     );
-    let rotated =
-        secrets_and_database_steps(&client, &in_pod(), &reader, &foundry, jiff::Timestamp::now()).await;
+    let rotated = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(
         rotated.secrets.ready && rotated.database.ready,
         "{:?} {:?}",
@@ -294,8 +324,14 @@ async fn vault_foundry_keeps_the_password_in_vault_and_rotates_it_on_request() {
     assert!(!application_logs_in(&servers, &name, &before).await);
 
     // The same annotation value again is already handled: nothing changes.
-    let settled =
-        secrets_and_database_steps(&client, &in_pod(), &reader, &foundry, jiff::Timestamp::now()).await;
+    let settled = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(settled.database.ready);
     assert_eq!(read_password().await, after);
 }
@@ -331,9 +367,14 @@ async fn the_shipped_operator_policy_is_all_a_vault_foundry_needs() {
     store.put("vault-token", &[("token", token.expose_secret())]);
     let client = store.client();
     let reader = SecretReader::new(&client, NAMESPACE);
-    let outcome =
-        secrets_and_database_steps(&client, &in_pod(), &reader, &foundry, jiff::Timestamp::now())
-            .await;
+    let outcome = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(outcome.secrets.ready, "{:?}", outcome.secrets);
     assert!(outcome.database.ready, "{:?}", outcome.database);
 
@@ -345,5 +386,8 @@ async fn the_shipped_operator_policy_is_all_a_vault_foundry_needs() {
         "path \"secret/*\" { capabilities = [\"read\"] }",
     )
     .await;
-    assert!(denied.is_err(), "the operator policy must not write foreign policies");
+    assert!(
+        denied.is_err(),
+        "the operator policy must not write foreign policies"
+    );
 }

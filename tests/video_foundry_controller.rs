@@ -66,7 +66,12 @@ async fn expect_isolation_applied(server: &mut MockApiServer) -> Vec<serde_json:
 
     let read = server.expect_status(404, missing()).await;
     assert_eq!(read.method, http::Method::GET);
-    assert!(read.uri.starts_with(&format!("{NAMESPACE_URI}/serviceaccounts/")), "{}", read.uri);
+    assert!(
+        read.uri
+            .starts_with(&format!("{NAMESPACE_URI}/serviceaccounts/")),
+        "{}",
+        read.uri
+    );
     let account = server
         .expect(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "x"}}))
         .await;
@@ -228,7 +233,10 @@ async fn an_unchanged_foundry_writes_nothing() {
     }
     task.await.unwrap();
 
-    assert_eq!(written["claimedBy"], "videofoundry", "the installation records its claim");
+    assert_eq!(
+        written["claimedBy"], "videofoundry",
+        "the installation records its claim"
+    );
 
     // Second pass over the object carrying that status: reads only, no write, no Event.
     let task = spawn_reconcile(&ctx, production_foundry(Some(written)));
@@ -309,11 +317,13 @@ async fn a_forbidden_namespace_names_the_helm_value_to_fix() {
             .contains("foundryNamespaces")
     );
     let events = server.drain().await;
-    assert!(events.iter().any(|e| e.body["type"] == "Warning"
-        && e.body["reason"] == "NetworkIsolated"
-        && e.body["note"]
-            .as_str()
-            .unwrap()
-            .starts_with("NetworkIsolated is False (Forbidden)")));
+    assert!(events.iter().any(|e| {
+        e.body["type"] == "Warning"
+            && e.body["reason"] == "NetworkIsolated"
+            && e.body["note"]
+                .as_str()
+                .unwrap()
+                .starts_with("NetworkIsolated is False (Forbidden)")
+    }));
     assert_eq!(task.await.unwrap(), Action::requeue(Duration::from_secs(5)));
 }

@@ -75,7 +75,9 @@ pub const USER_AGENT: &str = concat!("videofoundry-operator/", env!("CARGO_PKG_V
 /// A client for the cluster in `KUBECONFIG` (or the pod's), sending [`USER_AGENT`].
 pub async fn client() -> Result<kube::Client, String> {
     let unconfigured = |e: &dyn std::fmt::Display| {
-        format!("cannot configure a Kubernetes client ({e}); set KUBECONFIG or run inside a cluster")
+        format!(
+            "cannot configure a Kubernetes client ({e}); set KUBECONFIG or run inside a cluster"
+        )
     };
     let mut config = kube::Config::infer().await.map_err(|e| unconfigured(&e))?;
     config.headers.push((

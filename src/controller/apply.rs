@@ -56,12 +56,12 @@ pub fn holds<K: Serialize>(desired: &K, current: &K) -> bool {
 /// empty fields (Go's `omitempty`).
 pub fn is_subset(desired: &Value, current: &Value) -> bool {
     match (desired, current) {
-        (Value::Object(want), Value::Object(have)) => want.iter().all(|(key, value)| {
-            match have.get(key) {
+        (Value::Object(want), Value::Object(have)) => {
+            want.iter().all(|(key, value)| match have.get(key) {
                 Some(found) => is_subset(value, found),
                 None => is_empty(value),
-            }
-        }),
+            })
+        }
         (Value::Array(want), Value::Array(have)) => {
             want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_subset(w, h))
         }
@@ -105,7 +105,10 @@ mod tests {
         let relabelled = json!({"metadata": {"labels": {"a": "2"}}});
         assert!(!is_subset(&desired, &edited));
         assert!(!is_subset(&desired, &widened));
-        assert!(!is_subset(&json!({"metadata": {"labels": {"a": "1"}}}), &relabelled));
+        assert!(!is_subset(
+            &json!({"metadata": {"labels": {"a": "1"}}}),
+            &relabelled
+        ));
         assert!(!is_subset(&json!({"automount": false}), &json!({})));
     }
 }

@@ -141,7 +141,12 @@ mod tests {
     fn each_changed_condition_gets_an_event_named_after_it_with_its_own_message() {
         let before = [
             condition("DatabaseReady", "False", "CredentialsMissing", "no Secret"),
-            condition("Ready", "False", "CredentialsMissing", "DatabaseReady: no Secret"),
+            condition(
+                "Ready",
+                "False",
+                "CredentialsMissing",
+                "DatabaseReady: no Secret",
+            ),
             condition("NetworkIsolated", "True", "PoliciesApplied", "ok"),
         ];
         let after = [

@@ -36,7 +36,8 @@ use crate::metrics::Metrics;
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// Shared Event recorder (its RBAC needs `create` and `patch` on events).
+    /// Shared Event recorder. [`events::publish`] does not use it: it merges Events by reason
+    /// into a series that keeps the first note.
     pub recorder: Recorder,
     /// Who publishes Events (controller name and pod).
     pub reporter: Reporter,

@@ -31,14 +31,17 @@ pub fn not_claimed_reason(foundry: &VideoFoundry, config: &OperatorConfig) -> St
     let mine = &config.installation.class_name;
     match (
         foundry.spec.class_name.as_deref(),
-        foundry.status.as_ref().and_then(|s| s.claimed_by.as_deref()),
+        foundry
+            .status
+            .as_ref()
+            .and_then(|s| s.claimed_by.as_deref()),
     ) {
         (Some(class), _) => {
             format!("spec.className is {class:?}, this installation is {mine:?}")
         }
-        (None, _) if !config.installation.default_class => format!(
-            "no spec.className and installation {mine:?} is not the default class"
-        ),
+        (None, _) if !config.installation.default_class => {
+            format!("no spec.className and installation {mine:?} is not the default class")
+        }
         (None, Some(owner)) => {
             format!("no spec.className and status.claimedBy names installation {owner:?}")
         }
@@ -77,7 +80,10 @@ mod tests {
         let b = installation("team-b", false);
         let named_b = foundry(Some("team-b"), Some("team-a"));
         assert!(!claims(&named_b, &a));
-        assert!(claims(&named_b, &b), "moving a foundry to class b hands it over");
+        assert!(
+            claims(&named_b, &b),
+            "moving a foundry to class b hands it over"
+        );
         assert!(not_claimed_reason(&named_b, &a).contains("\"team-b\""));
     }
 
@@ -91,7 +97,10 @@ mod tests {
         assert!(!claims(&fresh, &c));
         let claimed = foundry(None, Some("team-a"));
         assert!(claims(&claimed, &a));
-        assert!(!claims(&claimed, &b), "a second default installation must not take over");
+        assert!(
+            !claims(&claimed, &b),
+            "a second default installation must not take over"
+        );
         assert!(not_claimed_reason(&claimed, &b).contains("claimedBy"));
     }
 }

@@ -184,7 +184,10 @@ async fn request_token(
             account.namespace, account.name
         ))
     })?;
-    Ok((SecretString::from(status.token), status.expiration_timestamp.0))
+    Ok((
+        SecretString::from(status.token),
+        status.expiration_timestamp.0,
+    ))
 }
 
 /// An API error's message (never a token: the request body is not echoed).
@@ -419,12 +422,14 @@ mod tests {
             token_file: Some(path.clone()),
             ..crate::config::VaultLoginConfig::default()
         };
-        let client = kube::Client::try_from(
-            kube::Config::new("http://127.0.0.1:9".parse().unwrap()),
-        )
-        .unwrap();
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .unwrap();
         let source = ServiceAccountJwt::from_config(&config, &client);
-        assert_eq!(source.jwt().await.unwrap().expose_secret(), "header.payload.signature");
+        assert_eq!(
+            source.jwt().await.unwrap().expose_secret(),
+            "header.payload.signature"
+        );
         std::fs::write(&path, "rotated").unwrap();
         assert_eq!(source.jwt().await.unwrap().expose_secret(), "rotated");
         std::fs::remove_file(&path).unwrap();

@@ -83,8 +83,10 @@ async fn install_crds(client: &Client) {
         .patch(
             "gvisor",
             &PatchParams::apply("videofoundry-tests").force(),
-            &Patch::Apply(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
-                "metadata": {"name": "gvisor"}, "handler": "runsc"})),
+            &Patch::Apply(
+                json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                "metadata": {"name": "gvisor"}, "handler": "runsc"}),
+            ),
         )
         .await
         .unwrap();

@@ -15,9 +15,8 @@ use sqlx::PgPool;
 use super::credentials::{CredentialError, SecretReader};
 use super::status::StepOutcome;
 use crate::crd::VideoFoundry;
-use crate::crd::video_foundry::ExecutionMode;
-use crate::security_profile::{DATABASE_PLAINTEXT_RELAXATION, database_url_requires_tls};
 use crate::crd::conditions::types::{DATABASE_READY, SECRETS_READY, STORAGE_READY};
+use crate::crd::video_foundry::ExecutionMode;
 use crate::postgres::{self, FoundryDatabase, ProvisionReport};
 use crate::secrets::database::{CredentialTtl, DatabaseConnection, ensure_database_engine};
 use crate::secrets::database_rotation::{
@@ -29,6 +28,7 @@ use crate::secrets::rotation::{ROTATE_ANNOTATION, RotationPolicy, reconcile_jwt_
 use crate::secrets::{
     SecretKey, SecretsError, ServiceAccountJwt, VaultLogin, VaultSession, access,
 };
+use crate::security_profile::{DATABASE_PLAINTEXT_RELAXATION, database_url_requires_tls};
 use crate::storage::{FoundryStorage, S3Connection, S3Storage, storage_outcome};
 
 /// Key of the access key id in the storage credentials Secret.
@@ -102,7 +102,11 @@ pub fn backend_auth_mount(vault: &crate::crd::video_foundry::VaultSpec) -> &str 
     vault
         .backend_auth_mount_path
         .as_deref()
-        .or(vault.auth.kubernetes.as_ref().map(|auth| auth.mount_path.as_str()))
+        .or(vault
+            .auth
+            .kubernetes
+            .as_ref()
+            .map(|auth| auth.mount_path.as_str()))
         .unwrap_or("kubernetes")
 }
 
@@ -146,48 +150,14 @@ pub async fn secrets_and_database_steps(
         .value(&reference.name, &reference.key)
         .await
         .map_err(|e| e.outcome(DATABASE_READY));
-    let developer = foundry.spec.execution_mode == ExecutionMode::Developer;
-    let plaintext = admin_url
-        .as_ref()
-        .is_ok_and(|url| !database_url_requires_tls(url.expose_secret()));
     let admin = match &admin_url {
-        Ok(_) if plaintext && !developer => Err(StepOutcome::failed(
-            DATABASE_READY,
-            "TlsRequired",
-            format!(
-                "{:?} mode requires TLS to PostgreSQL: add sslmode=require (or verify-full) to the URL in Secret {}/{} key {:?}",
-                foundry.spec.execution_mode, namespace, reference.name, reference.key
-            ),
-            false,
-        )),
-        Ok(url) => connect_database(url, &foundry.spec.database.database_name).await,
+        Ok(url) => connect_database(url, foundry).await,
         Err(failure) => Err(failure.clone()),
     };
-    let mut steps = database_and_secrets(client, jwt, reader, foundry, plan, &database, admin_url, admin, now).await;
-    if plaintext && steps.database.ready {
-        // Developer mode: allowed, and said where the database's state is reported.
-        steps.database.message = format!("{}; {DATABASE_PLAINTEXT_RELAXATION}", steps.database.message);
-    }
-    steps
-}
-
-/// The secrets and database steps once the admin connection was tried.
-#[allow(clippy::too_many_arguments)]
-async fn database_and_secrets(
-    client: &Client,
-    jwt: &ServiceAccountJwt,
-    reader: &SecretReader,
-    foundry: &VideoFoundry,
-    plan: SecretsPlan,
-    database: &FoundryDatabase,
-    admin_url: Result<SecretString, StepOutcome>,
-    admin: Result<PgPool, StepOutcome>,
-    now: Timestamp,
-) -> SecretsAndDatabase {
     match &plan {
         SecretsPlan::Vault { .. } => {
             let admin = admin.and_then(|pool| admin_url.map(|url| (pool, url)));
-            vault_steps(jwt, reader, foundry, plan, database, admin, now).await
+            vault_steps(jwt, reader, foundry, plan, &database, admin, now).await
         }
         SecretsPlan::KubernetesSecret { secret_name } => {
             let password = developer_password(client, reader, foundry, secret_name).await;
@@ -205,8 +175,8 @@ async fn database_and_secrets(
             };
             let database = match admin {
                 Ok(admin) => {
-                    let outcome = provision_step(&admin, database, &password).await;
-                    admin.close().await;
+                    let outcome = provision_step(&admin, &database, &password).await;
+                    admin.pool.close().await;
                     outcome
                 }
                 Err(failure) => failure,
@@ -239,7 +209,7 @@ async fn vault_steps(
     foundry: &VideoFoundry,
     plan: SecretsPlan,
     database: &FoundryDatabase,
-    admin: Result<(PgPool, SecretString), StepOutcome>,
+    admin: Result<(AdminPool, SecretString), StepOutcome>,
     now: Timestamp,
 ) -> SecretsAndDatabase {
     let mut result = SecretsAndDatabase {
@@ -339,7 +309,7 @@ async fn vault_steps(
         }
         let rotated = reconcile_stored_password(
             &session,
-            &admin,
+            &admin.pool,
             layout,
             &database.roles.application,
             &policy,
@@ -352,7 +322,7 @@ async fn vault_steps(
             result.secrets = secrets_step(&Err(error));
         }
     }
-    admin.close().await;
+    admin.pool.close().await;
     // The JWT secret and the password rotate together, so the JWT's outcome dates both.
     (result.last_rotation, result.next_rotation) = jwt.status_times(policy.period);
     result
@@ -445,22 +415,62 @@ async fn developer_password(
     }
 }
 
-/// Connects with the admin URL to the foundry's database (created when missing).
-async fn connect_database(url: &SecretString, database: &str) -> Result<PgPool, StepOutcome> {
+/// The admin connection pool, and whether its URL lets the connection go without TLS (allowed in
+/// developer mode only, and then named in `DatabaseReady`'s message).
+pub struct AdminPool {
+    /// The pool.
+    pub pool: PgPool,
+    /// The URL does not require TLS.
+    pub plaintext: bool,
+}
+
+/// Connects with the admin URL to the foundry's database (created when missing). Outside
+/// developer mode the URL must require TLS (`TlsRequired` otherwise, nothing is connected).
+async fn connect_database(
+    url: &SecretString,
+    foundry: &VideoFoundry,
+) -> Result<AdminPool, StepOutcome> {
+    let plaintext = !database_url_requires_tls(url.expose_secret());
+    let mode = foundry.spec.execution_mode;
+    if plaintext && mode != ExecutionMode::Developer {
+        let reference = &foundry.spec.database.connection_secret_ref;
+        return Err(StepOutcome::failed(
+            DATABASE_READY,
+            "TlsRequired",
+            format!(
+                "{mode:?} mode requires TLS to PostgreSQL: add sslmode=require (or verify-full) to the URL in Secret {}/{} key {:?}",
+                foundry.namespace().unwrap_or_default(),
+                reference.name,
+                reference.key
+            ),
+            false,
+        ));
+    }
     let options = postgres::parse_url(url).map_err(|e| database_failure(&e))?;
-    postgres::connect_admin(&options, database, CONNECT_TIMEOUT)
-        .await
-        .map_err(|e| database_failure(&e))
+    let pool = postgres::connect_admin(
+        &options,
+        &foundry.spec.database.database_name,
+        CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| database_failure(&e))?;
+    Ok(AdminPool { pool, plaintext })
 }
 
 /// Provisions roles, schema and row-level security with `password` for the application role.
 pub async fn provision_step(
-    admin: &PgPool,
+    admin: &AdminPool,
     database: &FoundryDatabase,
     password: &SecretString,
 ) -> StepOutcome {
-    match postgres::provision(admin, database, Some(password)).await {
-        Ok(report) => provisioned(&report, database),
+    match postgres::provision(&admin.pool, database, Some(password)).await {
+        Ok(report) => {
+            let mut outcome = provisioned(&report, database);
+            if admin.plaintext {
+                outcome.message = format!("{}; {DATABASE_PLAINTEXT_RELAXATION}", outcome.message);
+            }
+            outcome
+        }
         Err(error) => database_failure(&error),
     }
 }
@@ -494,4 +504,46 @@ fn database_failure(error: &postgres::Error) -> StepOutcome {
         error.to_string(),
         !error.is_permanent(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn foundry(file: &str) -> VideoFoundry {
+        let mut foundry = VideoFoundry::new("studio", crate::crd::test_support::example_spec(file));
+        foundry.metadata.namespace = Some("media".to_owned());
+        foundry
+    }
+
+    #[tokio::test]
+    async fn production_refuses_a_database_url_without_tls_before_connecting() {
+        let url = SecretString::from("postgres://admin:Sentinel-Pw@db.invalid:5432/x".to_owned());
+        let refused = connect_database(&url, &foundry("videofoundry-production.yaml"))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(refused.reason, "TlsRequired");
+        assert!(
+            refused.message.contains("sslmode=require"),
+            "{}",
+            refused.message
+        );
+        assert!(!refused.message.contains("Sentinel-Pw"));
+        assert!(!refused.transient);
+    }
+
+    #[test]
+    fn the_backend_role_goes_to_the_configured_or_the_login_mount() {
+        let mut vault = crate::crd::test_support::example_spec("videofoundry-production.yaml")
+            .vault
+            .unwrap();
+        vault.auth.kubernetes.as_mut().unwrap().mount_path = "k8s-prod".into();
+        assert_eq!(backend_auth_mount(&vault), "k8s-prod");
+        vault.backend_auth_mount_path = Some("k8s-backends".into());
+        assert_eq!(backend_auth_mount(&vault), "k8s-backends");
+        vault.backend_auth_mount_path = None;
+        vault.auth.kubernetes = None;
+        assert_eq!(backend_auth_mount(&vault), "kubernetes");
+    }
 }

@@ -7,10 +7,10 @@ use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::status::StepOutcome;
-use crate::crd::conditions::types;
-use crate::crd::video_foundry::SandboxType;
 use crate::controller::apply::{ChildChange, ensure_applied};
 use crate::crd::VideoFoundry;
+use crate::crd::conditions::types;
+use crate::crd::video_foundry::SandboxType;
 use crate::resources::{self, BuildError, runtime_class};
 
 /// Reason of `NetworkIsolated=True`.
@@ -33,7 +33,12 @@ pub async fn apply_network_isolation(client: &Client, foundry: &VideoFoundry) ->
     let mut repairs = Vec::new();
     let accounts = Api::namespaced(client.clone(), &namespace);
     match ensure_applied(&accounts, &objects.service_account).await {
-        Ok(change) => note(&mut repairs, "ServiceAccount", &objects.service_account, change),
+        Ok(change) => note(
+            &mut repairs,
+            "ServiceAccount",
+            &objects.service_account,
+            change,
+        ),
         Err(error) => return api_failure(condition, &namespace, "ServiceAccount", &error),
     }
     let policies = Api::namespaced(client.clone(), &namespace);

@@ -107,9 +107,14 @@ async fn reconcile_foundry(
     if security.is_ok() {
         let reader = credentials::SecretReader::new(&ctx.client, &namespace);
         let now = k8s_openapi::jiff::Timestamp::now();
-        let backends =
-            backends::secrets_and_database_steps(&ctx.client, &ctx.vault_jwt, &reader, foundry, now)
-                .await;
+        let backends = backends::secrets_and_database_steps(
+            &ctx.client,
+            &ctx.vault_jwt,
+            &reader,
+            foundry,
+            now,
+        )
+        .await;
         steps.push(backends.secrets);
         steps.push(backends.database);
         steps.push(backends::storage_step(&reader, foundry).await);
