@@ -415,6 +415,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_configured_token_file_is_read_at_each_login_and_a_missing_one_says_what_to_set() {
+        crate::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwt");
         std::fs::write(&path, "header.payload.signature\n").unwrap();
