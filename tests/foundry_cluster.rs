@@ -182,14 +182,22 @@ async fn drift_is_repaired_at_once_or_at_the_recheck_and_nothing_is_written_at_r
             .any(|w| w.starts_with("patch videofoundries/studio/status")),
         "{provisioning:?}"
     );
-    let ready_events = events_with_reason(&cluster.client, ns, "Ready").await;
-    assert!(
-        ready_events.iter().any(|e| e
-            .note
-            .as_deref()
-            .is_some_and(|n| n.starts_with("Ready is True (Provisioned)"))),
-        "the Ready transition has its own Event: {ready_events:?}"
-    );
+    // The Ready transition has its own Event (published just after the status write).
+    until("Ready Event", Duration::from_secs(10), || {
+        let client = cluster.client.clone();
+        async move {
+            let events = events_with_reason(&client, ns, "Ready").await;
+            events
+                .iter()
+                .any(|e| {
+                    e.note
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with("Ready is True (Provisioned)"))
+                })
+                .then_some(())
+        }
+    })
+    .await;
     assert!(
         !events_with_reason(&cluster.client, ns, "DatabaseReady")
             .await
@@ -288,7 +296,16 @@ async fn drift_is_repaired_at_once_or_at_the_recheck_and_nothing_is_written_at_r
     )
     .await;
 
-    // Row-level security un-forced behind the operator's back: repaired at the next re-check.
+    // Row-level security un-forced behind the operator's back, once the repairs above settled:
+    // repaired at the next re-check (nothing watchable changes).
+    let settled = operator.reconcile_runs(CONTROLLER).await;
+    operator
+        .await_reconciles(
+            CONTROLLER,
+            settled + 2,
+            Duration::from_secs(requeue * 4 + 30),
+        )
+        .await;
     let schema = FoundryDatabase::for_foundry(ns, "studio").unwrap().schema;
     let mut db = database(&backends, &ready).await;
     let table: String = sqlx::query_scalar(
@@ -345,20 +362,25 @@ async fn drift_is_repaired_at_once_or_at_the_recheck_and_nothing_is_written_at_r
         "{account_repair:?}"
     );
 
-    // At rest: wait for the drift Events' own status churn to end, then two re-checks.
+    // At rest: once the RLS repair's re-check is over, three more re-checks.
     let settled = operator.reconcile_runs(CONTROLLER).await;
     operator
         .await_reconciles(
             CONTROLLER,
-            settled + 2,
-            Duration::from_secs(requeue * 4 + 30),
+            settled + 1,
+            Duration::from_secs(requeue * 3 + 30),
         )
         .await;
     let rest = cluster.audit_mark();
     let runs = operator.reconcile_runs(CONTROLLER).await;
+    let resting = std::time::Instant::now();
     operator
         .await_reconciles(CONTROLLER, runs + 3, Duration::from_secs(requeue * 5 + 30))
         .await;
+    eprintln!(
+        "3 re-checks at rest took {:?} (requeueSeconds {requeue})",
+        resting.elapsed()
+    );
     let at_rest = cluster.operator_writes_since(rest, ns);
     assert!(
         at_rest.is_empty(),
