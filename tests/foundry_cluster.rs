@@ -347,10 +347,37 @@ async fn drift_is_repaired_at_once_or_at_the_recheck_and_nothing_is_written_at_r
     )
     .await;
     db.close().await.unwrap();
+
+    // The bucket policy deleted behind the operator's back: put back at the next re-check.
+    let s3 =
+        videofoundry::storage::S3Storage::new(&videofoundry::storage::S3Connection::from_spec(
+            &ready.spec.storage,
+            backends.s3_key_id.clone(),
+            backends.s3_secret.clone().into(),
+            Some(backends.s3_ca.clone().into_bytes()),
+        ))
+        .unwrap();
+    let bucket = ready.spec.storage.bucket.clone();
+    assert!(s3.bucket_policy(&bucket).await.unwrap().is_some());
+    s3.client()
+        .delete_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let (_, policy_repair) = until(
+        "bucket policy restored",
+        Duration::from_secs(requeue * 3 + 20),
+        || {
+            let (s3, bucket) = (&s3, bucket.clone());
+            async move { s3.bucket_policy(&bucket).await.ok().flatten() }
+        },
+    )
+    .await;
     eprintln!(
         "repair times: NetworkPolicy deleted {deleted_repair:?}, edited {edited_repair:?}; \
-         ServiceAccount deleted {account_repair:?}; RLS un-forced {rls_repair:?} \
-         (requeueSeconds {requeue})"
+         ServiceAccount deleted {account_repair:?}; RLS un-forced {rls_repair:?}; bucket \
+         policy deleted {policy_repair:?} (requeueSeconds {requeue})"
     );
     assert!(
         deleted_repair < Duration::from_secs(10),
@@ -362,12 +389,12 @@ async fn drift_is_repaired_at_once_or_at_the_recheck_and_nothing_is_written_at_r
         "{account_repair:?}"
     );
 
-    // At rest: once the RLS repair's re-check is over, three more re-checks.
+    // At rest: once the repairs' own status updates are over, three more re-checks.
     let settled = operator.reconcile_runs(CONTROLLER).await;
     operator
         .await_reconciles(
             CONTROLLER,
-            settled + 1,
+            settled + 2,
             Duration::from_secs(requeue * 3 + 30),
         )
         .await;
