@@ -68,6 +68,12 @@ pub struct OperatorConfig {
     /// Render workers.
     #[serde(default)]
     pub worker: WorkerConfig,
+    /// Which foundries this installation reconciles (one owner per foundry).
+    #[serde(default)]
+    pub installation: InstallationConfig,
+    /// Where the operator gets the JWT it logs in to Vault with (Kubernetes auth).
+    #[serde(default)]
+    pub vault: VaultLoginConfig,
 }
 
 /// Render workers.
@@ -86,6 +92,53 @@ impl Default for WorkerConfig {
             binary_image: default_worker_binary_image(),
         }
     }
+}
+
+/// The installation's class: like `ingressClassName`, a foundry names the installation that
+/// reconciles it in `spec.className`; every other installation leaves it alone.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstallationConfig {
+    /// This installation's class name (a DNS label).
+    #[serde(default = "default_class_name")]
+    pub class_name: String,
+    /// Also reconcile foundries without `spec.className` (unless another installation already
+    /// claimed them in `status.claimedBy`). Exactly one installation per cluster should.
+    #[serde(default = "default_true")]
+    pub default_class: bool,
+}
+
+/// The source of the service-account JWT for Vault's Kubernetes auth. Inside a pod nothing needs
+/// setting (the mounted token is used); outside a cluster set one of `tokenFile` and
+/// `serviceAccount`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VaultLoginConfig {
+    /// A file holding the JWT, re-read at each login (a projected token rotates).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Request a token for this ServiceAccount through the TokenRequest API of the cluster the
+    /// operator talks to (needs `create` on `serviceaccounts/token` for it).
+    #[serde(default)]
+    pub service_account: Option<ServiceAccountName>,
+    /// Audiences of a requested token (the Vault role's `audience`); the API server's default
+    /// audience when empty.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Lifetime of a requested token, at least 600; a new one is requested when less than a
+    /// fifth of it remains.
+    #[serde(default = "default_token_expiration")]
+    pub token_expiration_seconds: i64,
+}
+
+/// A ServiceAccount by namespace and name.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAccountName {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
 }
 
 /// Leader election settings: one replica reconciles at a time.
@@ -154,6 +207,32 @@ fn default_backoff_min() -> u64 {
 fn default_backoff_max() -> u64 {
     300
 }
+fn default_class_name() -> String {
+    "videofoundry".to_owned()
+}
+fn default_token_expiration() -> i64 {
+    3600
+}
+
+impl Default for VaultLoginConfig {
+    fn default() -> Self {
+        Self {
+            token_file: None,
+            service_account: None,
+            audiences: Vec::new(),
+            token_expiration_seconds: default_token_expiration(),
+        }
+    }
+}
+
+impl Default for InstallationConfig {
+    fn default() -> Self {
+        Self {
+            class_name: default_class_name(),
+            default_class: true,
+        }
+    }
+}
 
 impl Default for LeaderElectionConfig {
     fn default() -> Self {
@@ -185,6 +264,8 @@ impl Default for OperatorConfig {
             leader_election: LeaderElectionConfig::default(),
             reconcile: ReconcileConfig::default(),
             worker: WorkerConfig::default(),
+            installation: InstallationConfig::default(),
+            vault: VaultLoginConfig::default(),
         }
     }
 }
@@ -277,6 +358,24 @@ impl OperatorConfig {
                 "worker.binaryImage must be an image reference".to_owned(),
             ));
         }
+        if !is_dns_label(&self.installation.class_name) {
+            return Err(ConfigError::Invalid(format!(
+                "installation.className {:?} must be a DNS label (a-z, 0-9 and '-', at most 63)",
+                self.installation.class_name
+            )));
+        }
+        let vault = &self.vault;
+        if vault.token_file.is_some() && vault.service_account.is_some() {
+            return Err(ConfigError::Invalid(
+                "vault: set at most one of tokenFile and serviceAccount".to_owned(),
+            ));
+        }
+        if vault.token_expiration_seconds < 600 {
+            return Err(ConfigError::Invalid(
+                "vault.tokenExpirationSeconds must be at least 600 (the API server's minimum)"
+                    .to_owned(),
+            ));
+        }
         Ok(())
     }
 
@@ -284,6 +383,16 @@ impl OperatorConfig {
     pub fn requeue_after(&self) -> Duration {
         Duration::from_secs(self.reconcile.requeue_seconds)
     }
+}
+
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 #[cfg(test)]
@@ -335,5 +444,50 @@ mod tests {
             serde_yaml::from_str("leaderElection: {leaseDurationSeconds: 5, renewGraceSeconds: 5}")
                 .unwrap();
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn installation_and_vault_login_settings_are_checked() {
+        let config: OperatorConfig =
+            serde_yaml::from_str("installation: {className: Team_A}").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("installation.className"), "{err}");
+
+        let both: OperatorConfig =
+            serde_yaml::from_str("vault: {tokenFile: /t, serviceAccount: {namespace: a, name: b}}")
+                .unwrap();
+        assert!(
+            both.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("at most one")
+        );
+
+        let short: OperatorConfig =
+            serde_yaml::from_str("vault: {tokenExpirationSeconds: 60}").unwrap();
+        assert!(short.validate().unwrap_err().to_string().contains("600"));
+
+        let fine: OperatorConfig = serde_yaml::from_str(
+            "installation: {className: team-a, defaultClass: false}\nvault: {serviceAccount: {namespace: ops, name: vfo}, audiences: [vault]}",
+        )
+        .unwrap();
+        fine.validate().unwrap();
+        assert_eq!(fine.installation.class_name, "team-a");
+        assert!(!fine.installation.default_class);
+    }
+
+    #[test]
+    fn requeue_and_backoff_settings_are_range_checked_and_used() {
+        let config: OperatorConfig =
+            serde_yaml::from_str("reconcile: {requeueSeconds: 7}").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.requeue_after(), Duration::from_secs(7));
+        for bad in [
+            "reconcile: {requeueSeconds: 0}",
+            "reconcile: {backoffMinSeconds: 10, backoffMaxSeconds: 5}",
+        ] {
+            let config: OperatorConfig = serde_yaml::from_str(bad).unwrap();
+            assert!(config.validate().is_err(), "{bad}");
+        }
     }
 }

@@ -115,6 +115,26 @@ pub fn resolve(spec: &VideoFoundrySpec) -> Result<EffectiveSecurity, ProfileErro
         );
     }
 
+    // Credentials and tenant data cross these connections: production refuses plain text.
+    if let Some(vault) = &spec.vault {
+        require_tls(
+            developer,
+            mode,
+            &vault.address,
+            "TLS to Vault (an https:// spec.vault.address)",
+            "Vault is reached without TLS",
+            &mut note,
+        )?;
+    }
+    require_tls(
+        developer,
+        mode,
+        &spec.storage.endpoint,
+        "TLS to the S3 endpoint (an https:// spec.storage.endpoint)",
+        "the S3 endpoint is reached without TLS",
+        &mut note,
+    )?;
+
     let network = spec.network.clone().unwrap_or_default();
     let egress = network.egress.unwrap_or(mode_defaults.egress);
     if egress == EgressMode::Unknown {
@@ -258,6 +278,59 @@ pub fn resolve(spec: &VideoFoundrySpec) -> Result<EffectiveSecurity, ProfileErro
     })
 }
 
+/// Refuses a plain-text `url` outside developer mode; reports it as a relaxation in developer
+/// mode.
+fn require_tls(
+    developer: bool,
+    mode: ExecutionMode,
+    url: &str,
+    requirement: &'static str,
+    relaxation: &str,
+    note: &mut impl FnMut(bool, bool, String),
+) -> Result<(), ProfileError> {
+    if is_tls_url(url) {
+        return Ok(());
+    }
+    if !developer {
+        return Err(ProfileError::Requirement { mode, requirement });
+    }
+    note(true, true, relaxation.to_owned());
+    Ok(())
+}
+
+/// Whether `url` is an `https://` URL.
+pub fn is_tls_url(url: &str) -> bool {
+    url.get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
+/// The relaxation line of a database connection that does not require TLS.
+pub const DATABASE_PLAINTEXT_RELAXATION: &str = "the database connection does not require TLS (sslmode is not require, verify-ca or verify-full)";
+
+/// Whether a PostgreSQL connection URL requires TLS: `sslmode` (or `ssl-mode`) is `require`,
+/// `verify-ca` or `verify-full`, or the host is a local Unix socket. libpq's default, `prefer`,
+/// silently falls back to plain text, so it does not count.
+pub fn database_url_requires_tls(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    let mut socket = parsed.host_str().is_none_or(str::is_empty);
+    let mut tls = false;
+    for (key, value) in parsed.query_pairs() {
+        match key.as_ref() {
+            "sslmode" | "ssl-mode" => {
+                tls = matches!(
+                    value.to_ascii_lowercase().as_str(),
+                    "require" | "verify-ca" | "verify-full"
+                );
+            }
+            "host" => socket = value.starts_with('/'),
+            _ => {}
+        }
+    }
+    tls || socket
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,5 +440,53 @@ mod tests {
                 field: "spec.network.egress"
             })
         );
+    }
+
+    #[test]
+    fn production_refuses_plain_text_vault_and_s3_and_developer_mode_reports_them() {
+        let mut vault = example("videofoundry-production.yaml");
+        if let Some(v) = vault.vault.as_mut() {
+            v.address = "http://vault.vault.svc:8200".into();
+        }
+        let error = resolve(&vault).unwrap_err().to_string();
+        assert!(error.contains("TLS to Vault"), "{error}");
+
+        let mut s3 = example("videofoundry-production.yaml");
+        s3.storage.endpoint = "http://rgw:7480".into();
+        assert!(
+            resolve(&s3)
+                .unwrap_err()
+                .to_string()
+                .contains("S3 endpoint")
+        );
+
+        let mut developer = vault.clone();
+        developer.execution_mode = ExecutionMode::Developer;
+        let relaxed = resolve(&developer).unwrap().relaxations;
+        assert!(
+            relaxed.iter().any(|r| r == "Vault is reached without TLS"),
+            "{relaxed:?}"
+        );
+        assert!(is_tls_url("HTTPS://vault:8200"));
+    }
+
+    #[test]
+    fn a_database_url_requires_tls_only_when_it_says_so() {
+        for url in [
+            "postgres://u:p@db:5432/x?sslmode=require",
+            "postgres://u:p@db/x?sslmode=verify-full",
+            "postgres://u:p@db/x?ssl-mode=VERIFY-CA",
+            "postgres:///x?host=/var/run/postgresql",
+        ] {
+            assert!(database_url_requires_tls(url), "{url}");
+        }
+        for url in [
+            "postgres://u:p@db:5432/x",
+            "postgres://u:p@db/x?sslmode=prefer",
+            "postgres://u:p@db/x?sslmode=disable",
+            "not a url",
+        ] {
+            assert!(!database_url_requires_tls(url), "{url}");
+        }
     }
 }

@@ -25,6 +25,11 @@ use videofoundry::postgres::FoundryDatabase;
 
 const NAMESPACE: &str = "backends";
 
+/// The operator's JWT source in a pod (unused by token logins).
+fn in_pod() -> videofoundry::secrets::ServiceAccountJwt {
+    videofoundry::secrets::ServiceAccountJwt::in_pod()
+}
+
 struct Servers {
     postgres_url: String,
     s3_endpoint: String,
@@ -114,8 +119,14 @@ async fn developer_foundry_gets_a_generated_secret_a_provisioned_database_and_a_
     let client = store.client();
     let reader = SecretReader::new(&client, NAMESPACE);
 
-    let first =
-        secrets_and_database_steps(&client, &reader, &foundry, jiff::Timestamp::now()).await;
+    let first = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(first.secrets.ready, "{:?}", first.secrets);
     assert_eq!(first.secrets.reason, "SecretsInKubernetesSecret");
     assert!(first.database.ready, "{:?}", first.database);
@@ -133,8 +144,14 @@ async fn developer_foundry_gets_a_generated_secret_a_provisioned_database_and_a_
     assert!(!application_logs_in(&servers, &name, "not-the-password").await);
 
     // Re-running changes nothing: same password, nothing repaired.
-    let second =
-        secrets_and_database_steps(&client, &reader, &foundry, jiff::Timestamp::now()).await;
+    let second = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert_eq!(
         second.database.reason, "Provisioned",
         "{:?}",
@@ -170,8 +187,14 @@ async fn wrong_admin_password_is_a_reason_without_the_password() {
     let client = store.client();
     let reader = SecretReader::new(&client, NAMESPACE);
 
-    let outcome =
-        secrets_and_database_steps(&client, &reader, &foundry, jiff::Timestamp::now()).await;
+    let outcome = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(!outcome.database.ready);
     assert_eq!(outcome.database.reason, "DatabaseAuthenticationFailed");
     // A Secret written before tenant keys existed gets one added.
@@ -229,8 +252,14 @@ async fn vault_foundry_keeps_the_password_in_vault_and_rotates_it_on_request() {
     let client = store.client();
     let reader = SecretReader::new(&client, NAMESPACE);
 
-    let first =
-        secrets_and_database_steps(&client, &reader, &foundry, jiff::Timestamp::now()).await;
+    let first = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(first.secrets.ready, "{:?}", first.secrets);
     assert_eq!(first.secrets.reason, "SecretsStoredInVault");
     assert!(first.database.ready, "{:?}", first.database);
@@ -286,8 +315,14 @@ async fn vault_foundry_keeps_the_password_in_vault_and_rotates_it_on_request() {
         )]
         .into(),
     );
-    let rotated =
-        secrets_and_database_steps(&client, &reader, &foundry, jiff::Timestamp::now()).await;
+    let rotated = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(
         rotated.secrets.ready && rotated.database.ready,
         "{:?} {:?}",
@@ -300,8 +335,70 @@ async fn vault_foundry_keeps_the_password_in_vault_and_rotates_it_on_request() {
     assert!(!application_logs_in(&servers, &name, &before).await);
 
     // The same annotation value again is already handled: nothing changes.
-    let settled =
-        secrets_and_database_steps(&client, &reader, &foundry, jiff::Timestamp::now()).await;
+    let settled = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
     assert!(settled.database.ready);
     assert_eq!(read_password().await, after);
+}
+
+#[tokio::test]
+async fn the_shipped_operator_policy_is_all_a_vault_foundry_needs() {
+    let Some(servers) = servers() else { return };
+    let Some(bao) = vault_harness::bao().await else {
+        return;
+    };
+    bao.ensure_secrets_engine("database", "database").await;
+    bao.ensure_auth_method("kubernetes", "kubernetes").await;
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/vault-operator-policy.hcl"
+    ))
+    .unwrap();
+    let policy_name = "videofoundry-operator-identity-test".to_owned();
+    vaultrs::sys::policy::set(bao.root.client(), &policy_name, &policy)
+        .await
+        .unwrap();
+    // A token with that policy only (not even `default`), as the operator's role would issue.
+    let (_session, token) = bao.session_with_policies(&[policy_name]).await;
+
+    let name = fresh_name();
+    let vault = json!({
+        "address": bao.addr,
+        "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}},
+        "backendServiceAccount": "studio-backend",
+    });
+    let foundry = foundry(&name, &servers, Some(vault));
+    let store = store_with_credentials(&servers, &servers.postgres_url);
+    store.put("vault-token", &[("token", token.expose_secret())]);
+    let client = store.client();
+    let reader = SecretReader::new(&client, NAMESPACE);
+    let outcome = secrets_and_database_steps(
+        &client,
+        &in_pod(),
+        &reader,
+        &foundry,
+        jiff::Timestamp::now(),
+    )
+    .await;
+    assert!(outcome.secrets.ready, "{:?}", outcome.secrets);
+    assert!(outcome.database.ready, "{:?}", outcome.database);
+
+    // The same token may not touch anything outside the videofoundry names.
+    let operator = videofoundry::secrets::VaultSession::new(&bao.addr, None, &token).unwrap();
+    let denied = vaultrs::sys::policy::set(
+        operator.client(),
+        "someone-else",
+        "path \"secret/*\" { capabilities = [\"read\"] }",
+    )
+    .await;
+    assert!(
+        denied.is_err(),
+        "the operator policy must not write foreign policies"
+    );
 }

@@ -57,35 +57,61 @@ fn not_found() -> (u16, serde_json::Value) {
     )
 }
 
-/// Answers the ServiceAccount and the two NetworkPolicy applies, checking their order and shape.
-async fn expect_isolation_applied(server: &mut MockApiServer) {
+/// Answers the reads of the ServiceAccount and the two NetworkPolicies with 404 and then their
+/// applies, checking order and shape; returns the applied bodies (what the API server would
+/// then hold).
+async fn expect_isolation_applied(server: &mut MockApiServer) -> Vec<serde_json::Value> {
+    let mut applied = Vec::new();
+    let missing = || json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"});
+
+    let read = server.expect_status(404, missing()).await;
+    assert_eq!(read.method, http::Method::GET);
+    assert!(
+        read.uri
+            .starts_with(&format!("{NAMESPACE_URI}/serviceaccounts/")),
+        "{}",
+        read.uri
+    );
     let account = server
         .expect(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "x"}}))
         .await;
     assert_eq!(account.method, http::Method::PATCH);
-    assert!(
-        account
-            .uri
-            .starts_with(&format!("{NAMESPACE_URI}/serviceaccounts/")),
-        "{}",
-        account.uri
-    );
+    assert_eq!(account.uri.split('?').next(), read.uri.split('?').next());
     assert!(account.uri.contains("fieldManager=videofoundry-operator"));
     assert_eq!(account.body["automountServiceAccountToken"], false);
+    applied.push(account.body);
 
-    let deny = server.expect(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}})).await;
-    assert!(deny.uri.starts_with(POLICIES_URI), "{}", deny.uri);
+    for _ in 0..2 {
+        let read = server.expect_status(404, missing()).await;
+        assert_eq!(read.method, http::Method::GET);
+        assert!(read.uri.starts_with(POLICIES_URI), "{}", read.uri);
+        let policy = server.expect(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}})).await;
+        assert_eq!(policy.method, http::Method::PATCH);
+        assert!(policy.uri.starts_with(POLICIES_URI), "{}", policy.uri);
+        assert_eq!(
+            policy.body["metadata"]["ownerReferences"][0]["kind"],
+            "VideoFoundry"
+        );
+        applied.push(policy.body);
+    }
     assert_eq!(
-        deny.body["spec"]["policyTypes"],
-        json!(["Ingress", "Egress"])
+        applied[1]["spec"]["policyTypes"],
+        json!(["Ingress", "Egress"]),
+        "default deny first"
     );
-    assert_eq!(
-        deny.body["metadata"]["ownerReferences"][0]["kind"],
-        "VideoFoundry"
-    );
+    applied
+}
 
-    let egress = server.expect(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}})).await;
-    assert!(egress.uri.starts_with(POLICIES_URI), "{}", egress.uri);
+/// Answers the reads of the ServiceAccount and NetworkPolicies with `stored` (as the API server
+/// holds them, with fields it adds): nothing is applied.
+async fn expect_isolation_unchanged(server: &mut MockApiServer, stored: &[serde_json::Value]) {
+    for object in stored {
+        let mut held = object.clone();
+        held["metadata"]["resourceVersion"] = json!("42");
+        held["metadata"]["uid"] = json!("0b6e4f0e-0000-4000-8000-000000000001");
+        let read = server.expect(held).await;
+        assert_eq!(read.method, http::Method::GET, "{}", read.uri);
+    }
 }
 
 /// Answers the reads of the foundry's credential Secrets (database URL, Vault CA, S3 keys) with
@@ -159,7 +185,7 @@ async fn a_missing_runtime_class_leaves_the_foundry_not_ready_with_a_warning() {
             .contains("render/s3-admin")
     );
 
-    // Warnings for every guarantee that does not hold (a repeated reason joins its series).
+    // A Warning named after each condition that does not hold, each with its own message.
     let warnings: std::collections::BTreeSet<String> = server
         .drain()
         .await
@@ -171,9 +197,11 @@ async fn a_missing_runtime_class_leaves_the_foundry_not_ready_with_a_warning() {
     assert_eq!(
         warnings,
         [
-            "CredentialsMissing",
-            "RuntimeClassMissing",
-            "SecretsNotReady"
+            "DatabaseReady",
+            "Ready",
+            "SandboxReady",
+            "SecretsReady",
+            "StorageReady"
         ]
         .map(String::from)
         .into()
@@ -184,11 +212,11 @@ async fn a_missing_runtime_class_leaves_the_foundry_not_ready_with_a_warning() {
 }
 
 #[tokio::test]
-async fn an_unchanged_foundry_reapplies_isolation_but_writes_no_status() {
+async fn an_unchanged_foundry_writes_nothing() {
     // First pass, with the RuntimeClasses present, to learn the status the controller writes.
     let (ctx, mut server) = context();
     let task = spawn_reconcile(&ctx, production_foundry(None));
-    expect_isolation_applied(&mut server).await;
+    let applied = expect_isolation_applied(&mut server).await;
     server.expect(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor"}, "handler": "runsc"})).await;
     let gpu = server.expect(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor-nvproxy"}, "handler": "runsc"})).await;
     assert_eq!(
@@ -205,9 +233,14 @@ async fn an_unchanged_foundry_reapplies_isolation_but_writes_no_status() {
     }
     task.await.unwrap();
 
-    // Second pass over the object carrying that status: same applies, no status write, no Event.
+    assert_eq!(
+        written["claimedBy"], "videofoundry",
+        "the installation records its claim"
+    );
+
+    // Second pass over the object carrying that status: reads only, no write, no Event.
     let task = spawn_reconcile(&ctx, production_foundry(Some(written)));
-    expect_isolation_applied(&mut server).await;
+    expect_isolation_unchanged(&mut server, &applied).await;
     server.expect(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor"}, "handler": "runsc"})).await;
     server.expect(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor-nvproxy"}, "handler": "runsc"})).await;
     expect_credentials_missing(&mut server).await;
@@ -216,6 +249,19 @@ async fn an_unchanged_foundry_reapplies_isolation_but_writes_no_status() {
         task.await.unwrap(),
         Action::requeue(Duration::from_secs(10))
     );
+    server.assert_idle();
+}
+
+#[tokio::test]
+async fn a_foundry_of_another_installation_gets_not_a_single_request() {
+    let (ctx, mut server) = context();
+    let mut named = production_foundry(None);
+    named.spec.class_name = Some("other-team".into());
+    let task = spawn_reconcile(&ctx, named);
+    assert_eq!(task.await.unwrap(), Action::await_change());
+    let claimed = production_foundry(Some(json!({"claimedBy": "other-team"})));
+    let task = spawn_reconcile(&ctx, claimed);
+    assert_eq!(task.await.unwrap(), Action::await_change());
     server.assert_idle();
 }
 
@@ -235,8 +281,17 @@ async fn a_spec_the_mode_forbids_is_reported_and_nothing_is_applied() {
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "InvalidSpec");
     assert!(ready["message"].as_str().unwrap().contains("spec.vault"));
-    let event = server.expect(json!({})).await;
-    assert_eq!(event.body["type"], "Warning");
+    let warnings: std::collections::BTreeSet<String> = server
+        .drain()
+        .await
+        .into_iter()
+        .filter(|event| event.body["type"] == "Warning")
+        .map(|event| event.body["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        warnings,
+        ["Ready", "SecurityRelaxed"].map(String::from).into()
+    );
     assert_eq!(task.await.unwrap(), Action::await_change());
     server.assert_idle();
 }
@@ -262,10 +317,13 @@ async fn a_forbidden_namespace_names_the_helm_value_to_fix() {
             .contains("foundryNamespaces")
     );
     let events = server.drain().await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.body["type"] == "Warning" && e.body["reason"] == "Forbidden")
-    );
+    assert!(events.iter().any(|e| {
+        e.body["type"] == "Warning"
+            && e.body["reason"] == "NetworkIsolated"
+            && e.body["note"]
+                .as_str()
+                .unwrap()
+                .starts_with("NetworkIsolated is False (Forbidden)")
+    }));
     assert_eq!(task.await.unwrap(), Action::requeue(Duration::from_secs(5)));
 }

@@ -3,7 +3,7 @@
 mod crds;
 mod import_allowlist;
 mod migrate;
-mod run;
+pub mod run;
 pub mod vet;
 pub mod worker;
 

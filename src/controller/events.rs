@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Recorder};
 
 use super::Context;
 use crate::crd::conditions::types;
@@ -50,6 +50,37 @@ pub fn condition_changes(
         .collect()
 }
 
+/// One Event per condition whose status or reason changed between `before` and `after`, with
+/// the condition's type as its reason (`DatabaseReady`, `Ready`, ...), so `kubectl describe`
+/// lists every transition with its own message: a Warning when the new status is the
+/// condition's bad one (`bad_status(type)`) or `Unknown`, a Normal Event otherwise. None when
+/// nothing changed, so a no-op reconcile writes nothing at all.
+pub fn condition_events(
+    before: &[Condition],
+    after: &[Condition],
+    bad_status: impl Fn(&str) -> &'static str,
+) -> Vec<PlannedEvent> {
+    after
+        .iter()
+        .filter(|condition| {
+            !before.iter().any(|old| {
+                old.type_ == condition.type_
+                    && old.status == condition.status
+                    && old.reason == condition.reason
+            })
+        })
+        .map(|condition| PlannedEvent {
+            warning: condition.status == bad_status(&condition.type_)
+                || condition.status == "Unknown",
+            reason: condition.type_.clone(),
+            note: format!(
+                "{} is {} ({}): {}",
+                condition.type_, condition.status, condition.reason, condition.message
+            ),
+        })
+        .collect()
+}
+
 /// Publishes `event` about `reference`, with `action` (what the controller was doing).
 pub async fn publish(
     ctx: &Context,
@@ -68,8 +99,11 @@ pub async fn publish(
         action: action.to_owned(),
         secondary: None,
     };
+    // A recorder of its own per Event: the shared one merges Events by reason into a series that
+    // keeps the first note, which would hide a later transition's message.
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     // An Event that cannot be written must not fail the reconcile; status carries the same text.
-    if let Err(error) = ctx.recorder.publish(&event, reference).await {
+    if let Err(error) = recorder.publish(&event, reference).await {
         tracing::warn!(%error, "cannot publish event");
     }
 }
@@ -89,7 +123,50 @@ pub fn truncate(mut text: String, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::truncate;
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            observed_generation: None,
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    #[test]
+    fn each_changed_condition_gets_an_event_named_after_it_with_its_own_message() {
+        let before = [
+            condition("DatabaseReady", "False", "CredentialsMissing", "no Secret"),
+            condition(
+                "Ready",
+                "False",
+                "CredentialsMissing",
+                "DatabaseReady: no Secret",
+            ),
+            condition("NetworkIsolated", "True", "PoliciesApplied", "ok"),
+        ];
+        let after = [
+            condition("DatabaseReady", "True", "Provisioned", "schema s"),
+            condition("Ready", "True", "Provisioned", "every step succeeded"),
+            condition("NetworkIsolated", "True", "PoliciesApplied", "ok"),
+        ];
+        let events = condition_events(&before, &after, |_| "False");
+        let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["DatabaseReady", "Ready"]);
+        assert_eq!(
+            events[1].note,
+            "Ready is True (Provisioned): every step succeeded"
+        );
+        assert!(events.iter().all(|e| !e.warning));
+        let back = condition_events(&after, &before, |_| "False");
+        assert!(back.iter().all(|e| e.warning));
+        assert!(back[1].note.contains("DatabaseReady: no Secret"));
+        assert!(condition_events(&after, &after, |_| "False").is_empty());
+    }
 
     #[test]
     fn truncation_keeps_short_notes_and_cuts_on_a_character_boundary() {

@@ -1,11 +1,13 @@
 //! Controller runtime: the shared context, error reporting, backoff, start-up checks, leader
 //! election and the controllers themselves.
 
+pub mod apply;
 pub mod approved_node_list;
 mod backoff;
 pub mod error;
 pub mod events;
 mod leader;
+pub mod ownership;
 pub mod render_job;
 mod startup;
 pub mod video_foundry;
@@ -34,14 +36,19 @@ use crate::metrics::Metrics;
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// Shared Event recorder (its RBAC needs `create` and `patch` on events).
+    /// Shared Event recorder. [`events::publish`] does not use it: it merges Events by reason
+    /// into a series that keeps the first note.
     pub recorder: Recorder,
+    /// Who publishes Events (controller name and pod).
+    pub reporter: Reporter,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Operator configuration.
     pub config: OperatorConfig,
     /// Per-object exponential backoff for transient errors.
     pub backoff: Backoff,
+    /// The service-account JWT the operator logs in to Vault with (Kubernetes auth).
+    pub vault_jwt: crate::secrets::ServiceAccountJwt,
 }
 
 impl Context {
@@ -61,7 +68,9 @@ impl Context {
             Duration::from_secs(config.reconcile.backoff_max_seconds),
         );
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            vault_jwt: crate::secrets::ServiceAccountJwt::from_config(&config.vault, &client),
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             metrics,
             config,
@@ -75,7 +84,7 @@ impl Context {
 /// `DeserializeGuard`) instead of stopping the watch.
 pub(crate) async fn run_controller<K, ReconcileFuture>(
     ctx: Arc<Context>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     name: &'static str,
     reconcile: impl FnMut(Arc<DeserializeGuard<K>>, Arc<Context>) -> ReconcileFuture,
     error_policy: impl Fn(Arc<DeserializeGuard<K>>, &Error, Arc<Context>) -> Action,
@@ -89,24 +98,60 @@ pub(crate) async fn run_controller<K, ReconcileFuture>(
         + 'static,
     ReconcileFuture: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
-    let api: kube::Api<DeserializeGuard<K>> = match &ctx.config.watch_namespace {
-        Some(namespace) => kube::Api::namespaced(ctx.client.clone(), namespace),
-        None => kube::Api::all(ctx.client.clone()),
-    };
-    kube::runtime::Controller::new(
-        api,
-        kube::runtime::watcher::Config::default().any_semantic(),
-    )
-    .graceful_shutdown_on(async move {
-        let _ = stop.wait_for(|stop| *stop).await;
-    })
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(error) = result {
-            tracing::debug!(controller = name, %error, "reconcile loop");
-        }
+    run_controller_with(ctx, stop, name, reconcile, error_policy, |controller| {
+        controller
     })
     .await;
+}
+
+/// [`run_controller`] with extra watches: `configure` adds them to the controller (for example
+/// `.owns(...)` of the children, so a deleted or edited child triggers its owner at once).
+pub(crate) async fn run_controller_with<K, ReconcileFuture>(
+    ctx: Arc<Context>,
+    mut stop: watch::Receiver<bool>,
+    name: &'static str,
+    reconcile: impl FnMut(Arc<DeserializeGuard<K>>, Arc<Context>) -> ReconcileFuture,
+    error_policy: impl Fn(Arc<DeserializeGuard<K>>, &Error, Arc<Context>) -> Action,
+    configure: impl FnOnce(
+        kube::runtime::Controller<DeserializeGuard<K>>,
+    ) -> kube::runtime::Controller<DeserializeGuard<K>>,
+) where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    ReconcileFuture: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let api: kube::Api<DeserializeGuard<K>> = watched_api(&ctx);
+    let controller = kube::runtime::Controller::new(
+        api,
+        kube::runtime::watcher::Config::default().any_semantic(),
+    );
+    configure(controller)
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(controller = name, %error, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// The API of `K` in the watched namespace, or in every namespace when none is configured.
+pub(crate) fn watched_api<K>(ctx: &Context) -> kube::Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match &ctx.config.watch_namespace {
+        Some(namespace) => kube::Api::namespaced(ctx.client.clone(), namespace),
+        None => kube::Api::all(ctx.client.clone()),
+    }
 }
 
 /// The namespace and name of an object read from the API server, recorded on the current
@@ -158,6 +203,26 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
+    write_status_if_unchanged(ctx, object, status, events, action, None).await
+}
+
+/// [`write_status`], refused by the API server (409 Conflict) when `resource_version` is given
+/// and the object changed since it was read: for a write that must not overwrite another
+/// writer's, such as claiming a foundry.
+pub(crate) async fn write_status_if_unchanged<K>(
+    ctx: &Context,
+    object: &K,
+    status: &impl serde::Serialize,
+    events: Vec<events::PlannedEvent>,
+    action: &str,
+    resource_version: Option<&str>,
+) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
     let namespace = object
         .meta()
         .namespace
@@ -169,11 +234,14 @@ where
         .as_deref()
         .ok_or(Error::MissingMetadata("name"))?;
     let api: kube::Api<K> = kube::Api::namespaced(ctx.client.clone(), namespace);
-    let patch = serde_json::json!({
+    let mut patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
+    if let Some(version) = resource_version {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
     api.patch_status(
         name,
         &kube::api::PatchParams::apply(crate::crd::FIELD_MANAGER).force(),

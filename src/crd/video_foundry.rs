@@ -27,6 +27,7 @@ use super::{LocalObjectRef, SecretKeyRef};
     status = "VideoFoundryStatus",
     doc = "One render platform installation: the operator provisions Postgres roles and row-level security, Vault secrets and policies, a hardened S3 bucket with per-user prefixes, default-deny NetworkPolicies and a gVisor sandbox for workers.",
     printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.executionMode"}"#,
+    printcolumn = r#"{"name":"Installation","type":"string","jsonPath":".status.claimedBy"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type=='Ready')].status"}"#,
     printcolumn = r#"{"name":"Relaxed","type":"string","jsonPath":".status.conditions[?(@.type=='SecurityRelaxed')].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -36,6 +37,12 @@ use super::{LocalObjectRef, SecretKeyRef};
 #[x_kube(validation = Rule::new("self.executionMode == 'developer' || !has(self.storage.encryption) || self.storage.encryption.mode != 'none'").message("storage.encryption.mode none is only allowed in developer mode"))]
 #[serde(rename_all = "camelCase")]
 pub struct VideoFoundrySpec {
+    /// The operator installation that reconciles this foundry (its `installation.className`),
+    /// like `ingressClassName`. Unset: the installation configured as the default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+    pub class_name: Option<String>,
+
     /// Security profile: `production` (default), `selfHostedProduction` or `developer`. The mode
     /// sets every default below; each weaker override is reported in `SecurityRelaxed`.
     #[serde(default)]
@@ -175,6 +182,11 @@ pub struct VaultSpec {
         length(max = 253)
     )]
     pub backend_service_account: Option<String>,
+    /// Kubernetes auth mount that the backend's role is written to; the operator's own
+    /// `auth.kubernetes.mountPath` (or `kubernetes` when it logs in with a token) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub backend_auth_mount_path: Option<String>,
 }
 
 fn default_kv_mount() -> String {
@@ -565,6 +577,10 @@ fn default_audit_days() -> u32 {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoFoundryStatus {
+    /// The class name of the installation that reconciles this foundry; other installations
+    /// leave it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

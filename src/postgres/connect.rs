@@ -67,7 +67,14 @@ pub async fn connect_admin(
     PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(timeout)
-        .connect_with(options.clone().database(database))
+        // Provisioning re-asserts objects with IF NOT EXISTS; their "already exists, skipping"
+        // notices would be logged by sqlx on every reconcile.
+        .connect_with(
+            options
+                .clone()
+                .database(database)
+                .options([("client_min_messages", "warning")]),
+        )
         .await
         .map_err(|e| Error::from_sqlx("connecting", e))
 }

@@ -18,4 +18,4 @@ pub mod vault;
 
 pub use error::SecretsError;
 pub use layout::{FoundryLayout, SecretKey};
-pub use vault::{VaultLogin, VaultSession};
+pub use vault::{ServiceAccountJwt, VaultLogin, VaultSession};

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
 
@@ -42,17 +43,159 @@ impl std::fmt::Debug for VaultLogin {
 }
 
 /// Reads a service-account token file (the projected token is rotated by the kubelet, so read
-/// it at each login).
+/// it at each login). The error says how to log in from outside a cluster.
 pub fn read_service_account_token(path: &std::path::Path) -> Result<SecretString, SecretsError> {
     std::fs::read_to_string(path)
         .map(|token| SecretString::from(token.trim().to_owned()))
         .map_err(|e| {
             SecretsError::Configuration(format!(
-                "cannot read the service-account token at {}: {}",
+                "cannot read the service-account token at {}: {}; outside a cluster set vault.tokenFile or vault.serviceAccount in the operator configuration",
                 path.display(),
                 e.kind()
             ))
         })
+}
+
+/// Where the operator gets the service-account JWT for Vault's Kubernetes auth, so it can log
+/// in from anywhere: the token mounted in its pod (default), a token file, or a token requested
+/// through the TokenRequest API for a named ServiceAccount (outside a cluster). Requested tokens
+/// are kept until a fifth of their lifetime remains, so a foundry at rest requests none.
+pub struct ServiceAccountJwt {
+    source: JwtSource,
+    cached: tokio::sync::Mutex<Option<(SecretString, Timestamp)>>,
+}
+
+enum JwtSource {
+    File(std::path::PathBuf),
+    TokenRequest {
+        client: kube::Client,
+        account: crate::config::ServiceAccountName,
+        audiences: Vec<String>,
+        expiration_seconds: i64,
+    },
+}
+
+impl std::fmt::Debug for ServiceAccountJwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            JwtSource::File(path) => write!(f, "ServiceAccountJwt(file {})", path.display()),
+            JwtSource::TokenRequest { account, .. } => write!(
+                f,
+                "ServiceAccountJwt(TokenRequest for {}/{})",
+                account.namespace, account.name
+            ),
+        }
+    }
+}
+
+impl ServiceAccountJwt {
+    /// The token of the pod the operator runs in.
+    pub fn in_pod() -> Self {
+        Self::file(SERVICE_ACCOUNT_TOKEN_PATH)
+    }
+
+    /// A token file, re-read at each login.
+    pub fn file(path: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            source: JwtSource::File(path.into()),
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// As `config` says: `tokenFile`, else a TokenRequest for `serviceAccount` through `client`,
+    /// else the pod's token.
+    pub fn from_config(config: &crate::config::VaultLoginConfig, client: &kube::Client) -> Self {
+        if let Some(path) = &config.token_file {
+            return Self::file(path.clone());
+        }
+        match &config.service_account {
+            Some(account) => Self {
+                source: JwtSource::TokenRequest {
+                    client: client.clone(),
+                    account: account.clone(),
+                    audiences: config.audiences.clone(),
+                    expiration_seconds: config.token_expiration_seconds,
+                },
+                cached: tokio::sync::Mutex::new(None),
+            },
+            None => Self::in_pod(),
+        }
+    }
+
+    /// The JWT to log in with.
+    pub async fn jwt(&self) -> Result<SecretString, SecretsError> {
+        match &self.source {
+            JwtSource::File(path) => read_service_account_token(path),
+            JwtSource::TokenRequest {
+                client,
+                account,
+                audiences,
+                expiration_seconds,
+            } => {
+                let mut cached = self.cached.lock().await;
+                let now = Timestamp::now();
+                let margin = k8s_openapi::jiff::SignedDuration::from_secs(expiration_seconds / 5);
+                if let Some((token, expires)) = cached.as_ref()
+                    && expires.checked_sub(margin).is_ok_and(|renew| now < renew)
+                {
+                    return Ok(token.clone());
+                }
+                let (token, expires) =
+                    request_token(client, account, audiences, *expiration_seconds).await?;
+                *cached = Some((token.clone(), expires));
+                Ok(token)
+            }
+        }
+    }
+}
+
+/// Asks the API server for a token of `account` (`create` on `serviceaccounts/token`).
+async fn request_token(
+    client: &kube::Client,
+    account: &crate::config::ServiceAccountName,
+    audiences: &[String],
+    expiration_seconds: i64,
+) -> Result<(SecretString, Timestamp), SecretsError> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(client.clone(), &account.namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: audiences.to_vec(),
+            expiration_seconds: Some(expiration_seconds),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let answer = api
+        .create_token_request(&account.name, &kube::api::PostParams::default(), &request)
+        .await
+        .map_err(|e| {
+            SecretsError::Configuration(format!(
+                "cannot request a token for ServiceAccount {}/{} (TokenRequest API): {}",
+                account.namespace,
+                account.name,
+                kube_error_text(&e)
+            ))
+        })?;
+    let status = answer.status.ok_or_else(|| {
+        SecretsError::Configuration(format!(
+            "the TokenRequest for ServiceAccount {}/{} returned no token",
+            account.namespace, account.name
+        ))
+    })?;
+    Ok((
+        SecretString::from(status.token),
+        status.expiration_timestamp.0,
+    ))
+}
+
+/// An API error's message (never a token: the request body is not echoed).
+fn kube_error_text(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
 }
 
 /// A Vault client holding a token. Its `Debug` shows the address only.
@@ -263,5 +406,36 @@ fn login_error(
             status: 403,
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_configured_token_file_is_read_at_each_login_and_a_missing_one_says_what_to_set() {
+        crate::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt");
+        std::fs::write(&path, "header.payload.signature\n").unwrap();
+        let config = crate::config::VaultLoginConfig {
+            token_file: Some(path.clone()),
+            ..crate::config::VaultLoginConfig::default()
+        };
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .unwrap();
+        let source = ServiceAccountJwt::from_config(&config, &client);
+        assert_eq!(
+            source.jwt().await.unwrap().expose_secret(),
+            "header.payload.signature"
+        );
+        std::fs::write(&path, "rotated").unwrap();
+        assert_eq!(source.jwt().await.unwrap().expose_secret(), "rotated");
+        std::fs::remove_file(&path).unwrap();
+        let error = source.jwt().await.unwrap_err().to_string();
+        assert!(error.contains("vault.tokenFile"), "{error}");
+        assert!(!error.contains("rotated"));
     }
 }

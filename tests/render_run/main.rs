@@ -451,7 +451,8 @@ async fn a_deletion_that_cannot_be_recorded_says_why_and_has_a_way_out() {
     };
     h.foundry_ready().await;
     let user = h.create_user().await;
-    h.render("orphan", &user, APPROVED_WORKFLOW, json!({})).await;
+    h.render("orphan", &user, APPROVED_WORKFLOW, json!({}))
+        .await;
     h.job("orphan").await;
     h.phase("orphan", RenderPhase::Queued).await;
 

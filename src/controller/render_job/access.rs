@@ -80,7 +80,7 @@ impl AccessCache {
     /// The backends of `foundry`, built (or rebuilt) when needed.
     pub async fn get(
         &self,
-        client: &Client,
+        ctx: &crate::controller::Context,
         foundry: &VideoFoundry,
     ) -> Result<Arc<FoundryAccess>, AccessError> {
         let key = cache_key(foundry);
@@ -93,7 +93,7 @@ impl AccessCache {
                 return Ok(found);
             }
         }
-        let built = Arc::new(build(client, foundry).await?);
+        let built = Arc::new(build(&ctx.client, &ctx.vault_jwt, foundry).await?);
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(key, built.clone());
         }
@@ -127,7 +127,11 @@ fn failure(reason: &str, message: impl Into<String>) -> AccessError {
     }
 }
 
-async fn build(client: &Client, foundry: &VideoFoundry) -> Result<FoundryAccess, AccessError> {
+async fn build(
+    client: &Client,
+    jwt: &crate::secrets::ServiceAccountJwt,
+    foundry: &VideoFoundry,
+) -> Result<FoundryAccess, AccessError> {
     let namespace = foundry.namespace().unwrap_or_default();
     let name = foundry.name_any();
     let reader = SecretReader::new(client, &namespace);
@@ -145,7 +149,7 @@ async fn build(client: &Client, foundry: &VideoFoundry) -> Result<FoundryAccess,
         .map_err(|e| failure(e.category(), e.to_string()))?
         .database(&foundry.spec.database.database_name)
         .username(&database.roles.application);
-    let (passwords, tenant_key) = application_login(&reader, foundry)
+    let (passwords, tenant_key) = application_login(jwt, &reader, foundry)
         .await
         .map_err(|e| outcome_error(&e))?;
     let mut last_error = None;

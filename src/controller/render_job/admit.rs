@@ -139,7 +139,7 @@ pub async fn admit(
 ) -> Admitted {
     let client = &rctx.base.client;
     let namespace = render.namespace().unwrap_or_default();
-    let access = match rctx.access.get(client, foundry).await {
+    let access = match rctx.access.get(&rctx.base, foundry).await {
         Ok(access) => access,
         Err(error) => return blocked(RenderPhase::Pending, &error.reason, error.message, true),
     };

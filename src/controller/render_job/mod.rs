@@ -236,6 +236,13 @@ async fn reconcile_render(render: &RenderJob, rctx: &RenderContext) -> Result<Ne
         }
     };
 
+    // A foundry another installation owns: its renders are that installation's to run.
+    if foundry
+        .as_ref()
+        .is_some_and(|f| !super::ownership::claims(f, &rctx.base.config))
+    {
+        return Ok(Next::Wait);
+    }
     let next_step = if vetting.verdict == VettingVerdict::Rejected {
         record_rejection(rctx, render, &vetting, foundry.as_ref(), &mut change).await
     } else if render.annotations().contains_key(CANCEL_ANNOTATION) {
@@ -286,7 +293,7 @@ async fn record_rejection(
         let foundry = admit::ready_foundry(foundry)?;
         let access = rctx
             .access
-            .get(&rctx.base.client, foundry)
+            .get(&rctx.base, foundry)
             .await
             .map_err(|e| (e.reason, e.message))?;
         let record = admit::record_of(render, &access, vetting, admit::execution_mode(foundry));
@@ -405,7 +412,7 @@ async fn follow_job(
             )));
             return Ok(Next::Retry);
         };
-        let access = match rctx.access.get(&rctx.base.client, foundry).await {
+        let access = match rctx.access.get(&rctx.base, foundry).await {
             Ok(access) => access,
             Err(error) => {
                 change.recorded(Err((&error.reason, error.message)));
@@ -523,7 +530,7 @@ async fn record_end(
     })?;
     let access = rctx
         .access
-        .get(&rctx.base.client, foundry)
+        .get(&rctx.base, foundry)
         .await
         .map_err(|e| (e.reason, e.message))?;
     let record = admit::record_of(render, &access, vetting, admit::execution_mode(foundry));
@@ -584,7 +591,7 @@ async fn delete_render(rctx: &RenderContext, render: &RenderJob) -> Result<(), (
         }
         let access = rctx
             .access
-            .get(&rctx.base.client, &foundry)
+            .get(&rctx.base, &foundry)
             .await
             .map_err(|e| (e.reason, e.message))?;
         let record = admit::record_of(render, &access, &vetting, admit::execution_mode(&foundry));

@@ -16,6 +16,7 @@ use super::credentials::{CredentialError, SecretReader};
 use super::status::StepOutcome;
 use crate::crd::VideoFoundry;
 use crate::crd::conditions::types::{DATABASE_READY, SECRETS_READY, STORAGE_READY};
+use crate::crd::video_foundry::ExecutionMode;
 use crate::postgres::{self, FoundryDatabase, ProvisionInput, ProvisionReport, TenantKey};
 use crate::secrets::database::{CredentialTtl, DatabaseConnection, ensure_database_engine};
 use crate::secrets::database_rotation::{
@@ -25,8 +26,10 @@ use crate::secrets::kv::SecretFields;
 use crate::secrets::plan::{LoginPlan, SecretsPlan, plan, secrets_step};
 use crate::secrets::rotation::{ROTATE_ANNOTATION, RotationPolicy, reconcile_jwt_secret};
 use crate::secrets::tenant_key::{CLAIM_KEY, accepted_tenant_keys, generate_claim_key};
-use crate::secrets::vault::{SERVICE_ACCOUNT_TOKEN_PATH, read_service_account_token};
-use crate::secrets::{SecretKey, SecretsError, VaultLogin, VaultSession, access};
+use crate::secrets::{
+    SecretKey, SecretsError, ServiceAccountJwt, VaultLogin, VaultSession, access,
+};
+use crate::security_profile::{DATABASE_PLAINTEXT_RELAXATION, database_url_requires_tls};
 use crate::storage::{FoundryStorage, S3Connection, S3Storage, storage_outcome};
 
 /// Key of the access key id in the storage credentials Secret.
@@ -87,12 +90,32 @@ pub async fn ensure_storage(connection: &S3Connection, storage: &FoundryStorage)
         Ok(s3) => s3.ensure(storage).await,
         Err(error) => Err(error),
     };
-    storage_outcome(&result, storage)
+    let repairs = result
+        .as_ref()
+        .map(|report| report.changes.clone())
+        .unwrap_or_default();
+    storage_outcome(&result, storage).with_repairs(repairs)
 }
 
-/// Secrets first (they hold the application password), then the database.
+/// The Kubernetes auth mount of the backend's role: the spec's `backendAuthMountPath`, else the
+/// operator's own login mount, else `kubernetes`.
+pub fn backend_auth_mount(vault: &crate::crd::video_foundry::VaultSpec) -> &str {
+    vault
+        .backend_auth_mount_path
+        .as_deref()
+        .or(vault
+            .auth
+            .kubernetes
+            .as_ref()
+            .map(|auth| auth.mount_path.as_str()))
+        .unwrap_or("kubernetes")
+}
+
+/// Secrets first (they hold the application password), then the database. `jwt` is where the
+/// operator's service-account token for Vault's Kubernetes auth comes from.
 pub async fn secrets_and_database_steps(
     client: &Client,
+    jwt: &ServiceAccountJwt,
     reader: &SecretReader,
     foundry: &VideoFoundry,
     now: Timestamp,
@@ -129,13 +152,13 @@ pub async fn secrets_and_database_steps(
         .await
         .map_err(|e| e.outcome(DATABASE_READY));
     let admin = match &admin_url {
-        Ok(url) => connect_database(url, &foundry.spec.database.database_name).await,
+        Ok(url) => connect_database(url, foundry).await,
         Err(failure) => Err(failure.clone()),
     };
     match &plan {
         SecretsPlan::Vault { .. } => {
             let admin = admin.and_then(|pool| admin_url.map(|url| (pool, url)));
-            vault_steps(reader, foundry, plan, &database, admin, now).await
+            vault_steps(jwt, reader, foundry, plan, &database, admin, now).await
         }
         SecretsPlan::KubernetesSecret { secret_name } => {
             let password = developer_password(client, reader, foundry, secret_name).await;
@@ -156,7 +179,7 @@ pub async fn secrets_and_database_steps(
                     let outcome =
                         provision_step(&admin, &database, &password, std::slice::from_ref(&key))
                             .await;
-                    admin.close().await;
+                    admin.pool.close().await;
                     outcome
                 }
                 Err(failure) => failure,
@@ -184,11 +207,12 @@ fn not_attempted(why: &str) -> StepOutcome {
 /// Vault: log in, write the policies, keep the JWT secret and the application password (with
 /// rotation), provision the database with that password, then configure dynamic credentials.
 async fn vault_steps(
+    jwt: &ServiceAccountJwt,
     reader: &SecretReader,
     foundry: &VideoFoundry,
     plan: SecretsPlan,
     database: &FoundryDatabase,
-    admin: Result<(PgPool, SecretString), StepOutcome>,
+    admin: Result<(AdminPool, SecretString), StepOutcome>,
     now: Timestamp,
 ) -> SecretsAndDatabase {
     let mut result = SecretsAndDatabase {
@@ -218,7 +242,7 @@ async fn vault_steps(
             return result;
         }
     };
-    let session = match vault_session(reader, address, login, vault_spec).await {
+    let session = match vault_session(jwt, reader, address, login, vault_spec).await {
         Ok(session) => session,
         Err(failure) => {
             result.database.message = format!("Vault login failed: {}", failure.message);
@@ -229,11 +253,7 @@ async fn vault_steps(
     let secrets = async {
         access::ensure_policies(&session, layout).await?;
         if let Some(account) = &vault_spec.backend_service_account {
-            let mount = vault_spec
-                .auth
-                .kubernetes
-                .as_ref()
-                .map_or("kubernetes", |auth| auth.mount_path.as_str());
+            let mount = backend_auth_mount(vault_spec);
             let backend = access::BackendIdentity {
                 namespace: foundry.namespace().unwrap_or_default(),
                 service_account: account.clone(),
@@ -299,7 +319,7 @@ async fn vault_steps(
         }
         let rotated = reconcile_stored_password(
             &session,
-            &admin,
+            &admin.pool,
             layout,
             database,
             &policy,
@@ -312,13 +332,14 @@ async fn vault_steps(
             result.secrets = secrets_step(&Err(error));
         }
     }
-    admin.close().await;
+    admin.pool.close().await;
     // The JWT secret and the password rotate together, so the JWT's outcome dates both.
     (result.last_rotation, result.next_rotation) = jwt.status_times(policy.period);
     result
 }
 
 async fn vault_session(
+    jwt: &ServiceAccountJwt,
     reader: &SecretReader,
     address: &str,
     login: &LoginPlan,
@@ -337,8 +358,7 @@ async fn vault_session(
         LoginPlan::Kubernetes { mount, role } => VaultLogin::Kubernetes {
             mount: mount.clone(),
             role: role.clone(),
-            jwt: read_service_account_token(std::path::Path::new(SERVICE_ACCOUNT_TOKEN_PATH))
-                .map_err(|e| secrets_step(&Err(e)))?,
+            jwt: jwt.jwt().await.map_err(|e| secrets_step(&Err(e)))?,
         },
         LoginPlan::TokenFromSecret { secret, key } => VaultLogin::Token(
             reader
@@ -467,18 +487,52 @@ async fn add_developer_claim_key(
     Ok(claim_key)
 }
 
-/// Connects with the admin URL to the foundry's database (created when missing).
-async fn connect_database(url: &SecretString, database: &str) -> Result<PgPool, StepOutcome> {
+/// The admin connection pool, and whether its URL lets the connection go without TLS (allowed in
+/// developer mode only, and then named in `DatabaseReady`'s message).
+pub struct AdminPool {
+    /// The pool.
+    pub pool: PgPool,
+    /// The URL does not require TLS.
+    pub plaintext: bool,
+}
+
+/// Connects with the admin URL to the foundry's database (created when missing). Outside
+/// developer mode the URL must require TLS (`TlsRequired` otherwise, nothing is connected).
+async fn connect_database(
+    url: &SecretString,
+    foundry: &VideoFoundry,
+) -> Result<AdminPool, StepOutcome> {
+    let plaintext = !database_url_requires_tls(url.expose_secret());
+    let mode = foundry.spec.execution_mode;
+    if plaintext && mode != ExecutionMode::Developer {
+        let reference = &foundry.spec.database.connection_secret_ref;
+        return Err(StepOutcome::failed(
+            DATABASE_READY,
+            "TlsRequired",
+            format!(
+                "{mode:?} mode requires TLS to PostgreSQL: add sslmode=require (or verify-full) to the URL in Secret {}/{} key {:?}",
+                foundry.namespace().unwrap_or_default(),
+                reference.name,
+                reference.key
+            ),
+            false,
+        ));
+    }
     let options = postgres::parse_url(url).map_err(|e| database_failure(&e))?;
-    postgres::connect_admin(&options, database, CONNECT_TIMEOUT)
-        .await
-        .map_err(|e| database_failure(&e))
+    let pool = postgres::connect_admin(
+        &options,
+        &foundry.spec.database.database_name,
+        CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| database_failure(&e))?;
+    Ok(AdminPool { pool, plaintext })
 }
 
 /// Provisions roles, schema and row-level security with `password` for the application role and
 /// `keys` as the keys the database accepts for tenant claims.
 pub async fn provision_step(
-    admin: &PgPool,
+    admin: &AdminPool,
     database: &FoundryDatabase,
     password: &SecretString,
     keys: &[TenantKey],
@@ -488,37 +542,38 @@ pub async fn provision_step(
         tenant_keys: Some(keys),
         ..ProvisionInput::default()
     };
-    match postgres::provision_with(admin, database, &input).await {
-        Ok(report) => provisioned(&report, database),
+    match postgres::provision_with(&admin.pool, database, &input).await {
+        Ok(report) => {
+            let mut outcome = provisioned(&report, database);
+            if admin.plaintext {
+                outcome.message = format!("{}; {DATABASE_PLAINTEXT_RELAXATION}", outcome.message);
+            }
+            outcome
+        }
         Err(error) => database_failure(&error),
     }
 }
 
+/// `DatabaseReady=True` with a message that does not change with the repairs (they are told by
+/// a `DriftRepaired` Event), so a repair does not rewrite the status twice.
 fn provisioned(report: &ProvisionReport, database: &FoundryDatabase) -> StepOutcome {
     let repaired: Vec<String> = report
         .repairs()
         .map(|change| format!("{} {}", change.object, change.detail))
         .collect();
-    if repaired.is_empty() {
-        StepOutcome::ready(
-            DATABASE_READY,
-            "Provisioned",
-            format!(
-                "schema {} with forced row-level security; roles {}, {}, {}, {}",
-                database.schema,
-                database.roles.owner,
-                database.roles.application,
-                database.roles.admin,
-                database.roles.auditor
-            ),
-        )
-    } else {
-        StepOutcome::ready(
-            DATABASE_READY,
-            "DriftRepaired",
-            format!("repaired: {}", repaired.join("; ")),
-        )
-    }
+    StepOutcome::ready(
+        DATABASE_READY,
+        "Provisioned",
+        format!(
+            "schema {} with forced row-level security; roles {}, {}, {}, {}",
+            database.schema,
+            database.roles.owner,
+            database.roles.application,
+            database.roles.admin,
+            database.roles.auditor
+        ),
+    )
+    .with_repairs(repaired)
 }
 
 fn database_failure(error: &postgres::Error) -> StepOutcome {
@@ -535,6 +590,7 @@ fn database_failure(error: &postgres::Error) -> StepOutcome {
 /// the developer Secret. The render controller logs in with them to record renders under each
 /// user's identity.
 pub async fn application_login(
+    jwt: &ServiceAccountJwt,
     reader: &SecretReader,
     foundry: &VideoFoundry,
 ) -> Result<(Vec<SecretString>, TenantKey), StepOutcome> {
@@ -564,7 +620,7 @@ pub async fn application_login(
             let Some(vault_spec) = &foundry.spec.vault else {
                 return Err(not_attempted("spec.vault is missing"));
             };
-            let session = vault_session(reader, address, login, vault_spec).await?;
+            let session = vault_session(jwt, reader, address, login, vault_spec).await?;
             let read = async {
                 let path = layout.path(&SecretKey::Database)?;
                 let stored = crate::secrets::kv::read_latest(&session, &layout.kv_mount, &path)
@@ -589,5 +645,47 @@ pub async fn application_login(
             }
             Ok((passwords, key))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn foundry(file: &str) -> VideoFoundry {
+        let mut foundry = VideoFoundry::new("studio", crate::crd::test_support::example_spec(file));
+        foundry.metadata.namespace = Some("media".to_owned());
+        foundry
+    }
+
+    #[tokio::test]
+    async fn production_refuses_a_database_url_without_tls_before_connecting() {
+        let url = SecretString::from("postgres://admin:Sentinel-Pw@db.invalid:5432/x".to_owned());
+        let refused = connect_database(&url, &foundry("videofoundry-production.yaml"))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(refused.reason, "TlsRequired");
+        assert!(
+            refused.message.contains("sslmode=require"),
+            "{}",
+            refused.message
+        );
+        assert!(!refused.message.contains("Sentinel-Pw"));
+        assert!(!refused.transient);
+    }
+
+    #[test]
+    fn the_backend_role_goes_to_the_configured_or_the_login_mount() {
+        let mut vault = crate::crd::test_support::example_spec("videofoundry-production.yaml")
+            .vault
+            .unwrap();
+        vault.auth.kubernetes.as_mut().unwrap().mount_path = "k8s-prod".into();
+        assert_eq!(backend_auth_mount(&vault), "k8s-prod");
+        vault.backend_auth_mount_path = Some("k8s-backends".into());
+        assert_eq!(backend_auth_mount(&vault), "k8s-backends");
+        vault.backend_auth_mount_path = None;
+        vault.auth.kubernetes = None;
+        assert_eq!(backend_auth_mount(&vault), "kubernetes");
     }
 }

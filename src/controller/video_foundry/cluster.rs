@@ -1,17 +1,16 @@
 //! The Kubernetes side of a foundry: the worker ServiceAccount and NetworkPolicies applied to its
-//! namespace (server-side apply, so re-running changes nothing and a hand edit is reverted), and
+//! namespace (server-side apply when they differ from what is stored, so re-running writes
+//! nothing and a hand edit is reverted), and
 //! the check of the sandbox RuntimeClasses that the cluster admin installs.
 
 use k8s_openapi::api::node::v1::RuntimeClass;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::status::StepOutcome;
+use crate::controller::apply::{ChildChange, ensure_applied};
+use crate::crd::VideoFoundry;
 use crate::crd::conditions::types;
 use crate::crd::video_foundry::SandboxType;
-use crate::crd::{FIELD_MANAGER, VideoFoundry};
 use crate::resources::{self, BuildError, runtime_class};
 
 /// Reason of `NetworkIsolated=True`.
@@ -21,7 +20,9 @@ pub const REASON_SANDBOX_FOUND: &str = "RuntimeClassFound";
 /// Reason of `SandboxReady=True` when the foundry runs workers without a sandbox (developer).
 pub const REASON_SANDBOX_DISABLED: &str = "SandboxDisabled";
 
-/// Applies the worker ServiceAccount, then the default-deny and egress NetworkPolicies.
+/// Applies the worker ServiceAccount, then the default-deny and egress NetworkPolicies, each
+/// only when it is missing or differs from what is stored; what had to be put back is listed in
+/// the outcome's repairs.
 pub async fn apply_network_isolation(client: &Client, foundry: &VideoFoundry) -> StepOutcome {
     let condition = types::NETWORK_ISOLATED;
     let objects = match resources::build_foundry_objects(foundry, None) {
@@ -29,12 +30,22 @@ pub async fn apply_network_isolation(client: &Client, foundry: &VideoFoundry) ->
         Err(error) => return build_failure(condition, &error),
     };
     let namespace = foundry.namespace().unwrap_or_default();
-    if let Err(error) = apply(client, &namespace, &objects.service_account).await {
-        return api_failure(condition, &namespace, "ServiceAccount", &error);
+    let mut repairs = Vec::new();
+    let accounts = Api::namespaced(client.clone(), &namespace);
+    match ensure_applied(&accounts, &objects.service_account).await {
+        Ok(change) => note(
+            &mut repairs,
+            "ServiceAccount",
+            &objects.service_account,
+            change,
+        ),
+        Err(error) => return api_failure(condition, &namespace, "ServiceAccount", &error),
     }
+    let policies = Api::namespaced(client.clone(), &namespace);
     for policy in &objects.network_policies {
-        if let Err(error) = apply(client, &namespace, policy).await {
-            return api_failure(condition, &namespace, "NetworkPolicy", &error);
+        match ensure_applied(&policies, policy).await {
+            Ok(change) => note(&mut repairs, "NetworkPolicy", policy, change),
+            Err(error) => return api_failure(condition, &namespace, "NetworkPolicy", &error),
         }
     }
     let names: Vec<String> = objects
@@ -50,6 +61,16 @@ pub async fn apply_network_isolation(client: &Client, foundry: &VideoFoundry) ->
             names.join(", ")
         ),
     )
+    .with_repairs(repairs)
+}
+
+fn note(repairs: &mut Vec<String>, kind: &str, object: &impl Resource, change: ChildChange) {
+    let name = object.meta().name.as_deref().unwrap_or_default();
+    match change {
+        ChildChange::Unchanged => {}
+        ChildChange::Created => repairs.push(format!("{kind} {name} created")),
+        ChildChange::Updated => repairs.push(format!("{kind} {name} restored")),
+    }
 }
 
 /// Checks that every RuntimeClass the workers use exists with a sandboxing handler.
@@ -93,25 +114,6 @@ pub async fn check_sandbox(client: &Client, foundry: &VideoFoundry) -> StepOutco
         REASON_SANDBOX_FOUND,
         format!("RuntimeClass {} provides the sandbox", found.join(", ")),
     )
-}
-
-/// Server-side apply of one namespaced object, owned by the operator's field manager.
-async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<(), kube::Error>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + Serialize
-        + DeserializeOwned,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    api.patch(
-        &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object),
-    )
-    .await?;
-    Ok(())
 }
 
 fn build_failure(condition: &'static str, error: &BuildError) -> StepOutcome {

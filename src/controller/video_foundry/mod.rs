@@ -1,7 +1,8 @@
 //! The VideoFoundry controller: resolves the effective security profile, applies the namespace's
 //! worker isolation, checks the sandbox, and publishes one condition per guarantee plus `Ready`.
-//! Every step is idempotent, so an interrupted reconcile converges when it runs again; a periodic
-//! re-check finds and repairs drift made behind the operator's back.
+//! Every step is idempotent and writes only what differs, so an interrupted reconcile converges
+//! when it runs again and a foundry at rest causes no write; a watch on the owned objects and a
+//! periodic re-check find and repair drift made behind the operator's back.
 
 pub mod backends;
 pub mod cluster;
@@ -9,28 +10,59 @@ pub mod credentials;
 pub mod status;
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Resource;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
+use kube::runtime::watcher;
 use tokio::sync::watch;
 
+use super::events::PlannedEvent;
 use super::{
-    Context, Error, identify, object_key, observed, retry_after_error, run_controller, write_status,
+    Context, Error, identify, object_key, observed, ownership, retry_after_error,
+    run_controller_with, watched_api, write_status_if_unchanged,
 };
 use crate::crd::VideoFoundry;
+use crate::crd::video_foundry::VideoFoundryStatus;
+use crate::resources::labels;
 use crate::security_profile;
 
 const CONTROLLER: &str = "videofoundry";
 /// The Event action of this controller.
 const ACTION: &str = "Provision";
-/// How often a healthy foundry is re-checked for drift (policies deleted by hand, and so on).
-pub const RECHECK_INTERVAL: Duration = Duration::from_secs(300);
+/// Reason of the Event that tells drift found and repaired.
+pub const REASON_DRIFT_REPAIRED: &str = "DriftRepaired";
 
-/// Runs the controller until `stop` flips to true.
+/// Runs the controller until `stop` flips to true. Besides the foundries it watches the
+/// NetworkPolicies and worker ServiceAccounts they own, so a deleted or edited one is repaired
+/// at once; backend drift that cannot be watched (Postgres, Vault, the bucket) is re-checked
+/// every `reconcile.requeueSeconds`.
 pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
-    run_controller::<VideoFoundry, _>(ctx, stop, CONTROLLER, reconcile, error_policy).await;
+    let children = watcher::Config::default()
+        .labels(&format!(
+            "app.kubernetes.io/managed-by={},app.kubernetes.io/component={}",
+            labels::MANAGED_BY,
+            labels::FOUNDRY_COMPONENT
+        ))
+        .any_semantic();
+    let policies = watched_api::<NetworkPolicy>(&ctx);
+    let accounts = watched_api::<ServiceAccount>(&ctx);
+    run_controller_with::<VideoFoundry, _>(
+        ctx,
+        stop,
+        CONTROLLER,
+        reconcile,
+        error_policy,
+        move |controller| {
+            controller
+                .owns(policies, children.clone())
+                .owns(accounts, children)
+        },
+    )
+    .await;
 }
 
 /// Provisions one foundry and writes its status when it changed.
@@ -55,6 +87,14 @@ async fn reconcile_foundry(
     ctx: &Context,
 ) -> Result<Action, Error> {
     let (namespace, _) = identify(foundry)?;
+    if !ownership::claims(foundry, &ctx.config) {
+        // Another installation's foundry: not a single write, so two installations never fight.
+        tracing::debug!(
+            why = ownership::not_claimed_reason(foundry, &ctx.config),
+            "left to another installation"
+        );
+        return Ok(Action::await_change());
+    }
 
     let security = security_profile::resolve(&foundry.spec);
     let mut steps = Vec::new();
@@ -67,26 +107,55 @@ async fn reconcile_foundry(
     if security.is_ok() {
         let reader = credentials::SecretReader::new(&ctx.client, &namespace);
         let now = k8s_openapi::jiff::Timestamp::now();
-        let backends =
-            backends::secrets_and_database_steps(&ctx.client, &reader, foundry, now).await;
+        let backends = backends::secrets_and_database_steps(
+            &ctx.client,
+            &ctx.vault_jwt,
+            &reader,
+            foundry,
+            now,
+        )
+        .await;
         steps.push(backends.secrets);
         steps.push(backends.database);
         steps.push(backends::storage_step(&reader, foundry).await);
         rotation = Some((backends.last_rotation, backends.next_rotation));
     }
 
-    let now =
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     let current = foundry.status.as_ref();
-    let mut desired =
-        status::desired_status(current, foundry.meta().generation, &security, &steps, now);
+    let mut desired = status::desired_status(
+        current,
+        foundry.meta().generation,
+        &security,
+        &steps,
+        to_seconds(Time(k8s_openapi::jiff::Timestamp::now())),
+    );
+    desired.claimed_by = Some(ctx.config.installation.class_name.clone());
     if let Some((last, next)) = rotation {
-        desired.last_rotation = last;
-        desired.next_rotation = next;
+        desired.last_rotation = last.map(to_seconds);
+        desired.next_rotation = next.map(to_seconds);
     }
+    let mut events = drift_events(current, &steps);
     if current != Some(&desired) {
-        let events = status::events_for_change(current, &desired);
-        write_status(ctx, foundry, &desired, events, ACTION).await?;
+        events.extend(status::events_for_change(current, &desired));
+        // Claiming (or taking over) is conditional on the foundry being unchanged since it was
+        // read, so of two installations that both saw it unclaimed only the first one wins.
+        let claiming = current.and_then(|s| s.claimed_by.as_ref()) != desired.claimed_by.as_ref();
+        let precondition = claiming
+            .then(|| foundry.meta().resource_version.as_deref())
+            .flatten();
+        match write_status_if_unchanged(ctx, foundry, &desired, events, ACTION, precondition).await
+        {
+            Err(Error::Kube(kube::Error::Api(status))) if claiming && status.is_conflict() => {
+                tracing::debug!("another writer changed the foundry first; re-reading it");
+                return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+            }
+            written => written?,
+        }
+    } else if !events.is_empty() {
+        let reference = foundry.object_ref(&());
+        for event in events {
+            super::events::publish(ctx, &reference, ACTION, event).await;
+        }
     }
 
     if steps.iter().any(|step| step.transient) {
@@ -96,7 +165,40 @@ async fn reconcile_foundry(
     if security.is_err() {
         return Ok(Action::await_change());
     }
-    Ok(Action::requeue(RECHECK_INTERVAL))
+    Ok(Action::requeue(ctx.config.requeue_after()))
+}
+
+/// A Warning `DriftRepaired` Event per step that put something back after its guarantee had
+/// held (what a first provisioning creates is not drift).
+fn drift_events(
+    current: Option<&VideoFoundryStatus>,
+    steps: &[status::StepOutcome],
+) -> Vec<PlannedEvent> {
+    let held = |type_: &str| {
+        current.is_some_and(|status| {
+            status
+                .conditions
+                .iter()
+                .any(|c: &Condition| c.type_ == type_ && c.status == "True")
+        })
+    };
+    steps
+        .iter()
+        .filter(|step| !step.repairs.is_empty() && held(step.condition))
+        .map(|step| PlannedEvent {
+            warning: true,
+            reason: REASON_DRIFT_REPAIRED.to_owned(),
+            note: format!("{}: repaired {}", step.condition, step.repairs.join("; ")),
+        })
+        .collect()
+}
+
+/// `time` cut to whole seconds: the API server stores `metav1.Time` at second precision, so a
+/// status with sub-second times would never equal the stored one and be rewritten every time.
+pub fn to_seconds(time: Time) -> Time {
+    k8s_openapi::jiff::Timestamp::from_second(time.0.as_second())
+        .map(Time)
+        .unwrap_or(time)
 }
 
 /// Transient errors retry with per-object exponential backoff; permanent ones wait for an edit.
@@ -106,4 +208,42 @@ pub fn error_policy(
     ctx: Arc<Context>,
 ) -> Action {
     retry_after_error(CONTROLLER, &guard, error, &ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_times_are_cut_to_the_seconds_the_api_server_keeps() {
+        let precise = Time(k8s_openapi::jiff::Timestamp::new(1_700_000_000, 123_456_789).unwrap());
+        assert_eq!(
+            to_seconds(precise).0,
+            k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap()
+        );
+    }
+
+    #[test]
+    fn repairs_become_drift_events_only_once_the_guarantee_had_held() {
+        let step = status::StepOutcome::ready("NetworkIsolated", "PoliciesApplied", "ok")
+            .with_repairs(vec!["NetworkPolicy deny created".to_owned()]);
+        assert!(drift_events(None, std::slice::from_ref(&step)).is_empty());
+        let held = status::desired_status(
+            None,
+            Some(1),
+            &security_profile::resolve(&crate::crd::test_support::example_spec(
+                "videofoundry-developer.yaml",
+            )),
+            std::slice::from_ref(&step),
+            to_seconds(Time(k8s_openapi::jiff::Timestamp::now())),
+        );
+        let events = drift_events(Some(&held), &[step]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, REASON_DRIFT_REPAIRED);
+        assert!(events[0].warning);
+        assert_eq!(
+            events[0].note,
+            "NetworkIsolated: repaired NetworkPolicy deny created"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::controller::events::{PlannedEvent, condition_changes};
+use crate::controller::events::{PlannedEvent, condition_events};
 use crate::crd::conditions::{ConditionStatus, ConditionUpdate, types};
 use crate::crd::video_foundry::{EffectiveSecurity, VideoFoundryStatus};
 use crate::security_profile::ProfileError;
@@ -32,6 +32,9 @@ pub struct StepOutcome {
     /// A failure that may heal by itself (unreachable backend), retried with backoff; other
     /// failures wait for an edit or the periodic re-check.
     pub transient: bool,
+    /// Drift found and repaired on the way (one line each), told by a `DriftRepaired` Event
+    /// rather than the condition, so the status stays the same and is not rewritten.
+    pub repairs: Vec<String>,
 }
 
 impl StepOutcome {
@@ -43,7 +46,14 @@ impl StepOutcome {
             reason: reason.to_owned(),
             message: message.into(),
             transient: false,
+            repairs: Vec::new(),
         }
+    }
+
+    /// The same outcome, reporting `repairs`.
+    pub fn with_repairs(mut self, repairs: Vec<String>) -> Self {
+        self.repairs = repairs;
+        self
     }
 
     /// The step failed; `transient` when retrying may help.
@@ -59,6 +69,7 @@ impl StepOutcome {
             reason: reason.to_owned(),
             message: message.into(),
             transient,
+            repairs: Vec::new(),
         }
     }
 }
@@ -144,8 +155,9 @@ pub fn desired_status(
     status
 }
 
-/// Events for the conditions whose status or reason changed: a Warning for a guarantee lost
-/// (or a relaxation appearing), a Normal Event for one gained. None when nothing changed.
+/// Events for the conditions whose status or reason changed, each with the condition's type as
+/// its reason: a Warning for a guarantee lost (or a relaxation appearing), a Normal Event for one
+/// gained. None when nothing changed.
 pub fn events_for_change(
     previous: Option<&VideoFoundryStatus>,
     next: &VideoFoundryStatus,
@@ -153,7 +165,7 @@ pub fn events_for_change(
     let before = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    condition_changes(before, &next.conditions, |type_| {
+    condition_events(before, &next.conditions, |type_| {
         if type_ == types::SECURITY_RELAXED {
             "True"
         } else {
@@ -208,12 +220,12 @@ mod tests {
         assert!(
             events
                 .iter()
-                .any(|e| e.warning && e.reason == REASON_RELAXED)
+                .any(|e| e.warning && e.reason == types::SECURITY_RELAXED)
         );
         assert!(
             events
                 .iter()
-                .any(|e| !e.warning && e.reason == REASON_READY)
+                .any(|e| !e.warning && e.reason == types::READY && e.note.contains(REASON_READY))
         );
     }
 
@@ -234,14 +246,14 @@ mod tests {
             ("False", "RuntimeClassMissing")
         );
         let events = events_for_change(None, &status);
+        assert!(events.iter().any(|e| e.warning
+            && e.reason == types::SANDBOX_READY
+            && e.note == "SandboxReady is False (RuntimeClassMissing): no gvisor"));
         assert!(
             events
                 .iter()
-                .any(|e| e.warning && e.note.starts_with("SandboxReady: no gvisor"))
-        );
-        assert!(
-            !events.iter().any(|e| e.note.starts_with("Ready:")),
-            "a failing Ready is told by the failing step's Event, not twice"
+                .any(|e| e.warning && e.reason == types::READY && e.note.contains("no gvisor")),
+            "Ready's own transition has its own Event"
         );
     }
 
