@@ -94,7 +94,11 @@ async fn operator_reports_missing_crds_then_validates_approved_node_lists() {
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for entry in std::fs::read_dir(examples).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "yaml") {
+            continue; // examples/worker/ holds a Dockerfile
+        }
+        let text = std::fs::read_to_string(path).unwrap();
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let mut object: DynamicObject = serde::Deserialize::deserialize(doc).unwrap();
             object.metadata.namespace = Some(namespace.as_str().to_owned());

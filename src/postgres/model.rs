@@ -373,7 +373,11 @@ mod tests {
                 .iter()
                 .filter(|p| p.role == db.roles.application)
             {
-                let text = format!("{:?}{:?}", policy.using, policy.with_check);
+                let text = format!(
+                    "{}{}",
+                    policy.using.as_deref().unwrap_or_default(),
+                    policy.with_check.as_deref().unwrap_or_default()
+                );
                 if text.contains("true") && spec.name == "workflow_allowlist" {
                     continue;
                 }

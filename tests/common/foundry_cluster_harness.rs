@@ -31,10 +31,16 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
 }
 
-/// The control plane, or `None` (skip) when `KUBECONFIG` or its audit log is missing.
+/// The test control plane (`scripts/services/kubernetes.sh`: `VF_TEST_KUBECONFIG`), or `None`
+/// (skip) when there is none (see `common::cluster::client`) or its audit log is missing.
 pub async fn cluster() -> Option<Cluster> {
-    let kubeconfig = PathBuf::from(crate::common::service_env("KUBECONFIG")?);
-    let audit_log = std::env::var_os("VF_K8S_AUDIT_LOG")
+    let client = crate::common::cluster::client().await?;
+    let kubeconfig = PathBuf::from(
+        std::env::var("VF_TEST_KUBECONFIG")
+            .or_else(|_| std::env::var("KUBECONFIG"))
+            .ok()?,
+    );
+    let audit_log = std::env::var_os("VF_TEST_K8S_AUDIT_LOG")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             kubeconfig
@@ -43,13 +49,9 @@ pub async fn cluster() -> Option<Cluster> {
                 .join("logs/audit.log")
         });
     if !audit_log.is_file() {
-        crate::common::service_env("VF_K8S_AUDIT_LOG")?;
+        crate::common::service_env("VF_TEST_K8S_AUDIT_LOG")?;
         return None;
     }
-    videofoundry::install_crypto_provider();
-    let client = Client::try_default()
-        .await
-        .expect("KUBECONFIG is set but no cluster is reachable");
     install_crds(&client).await;
     Some(Cluster {
         client,

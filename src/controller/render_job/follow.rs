@@ -255,8 +255,11 @@ mod tests {
             (seen.phase, seen.reason),
             (RenderPhase::Failed, "WorkerRejectedInputs")
         );
+        // The worker's first line only, then what the Job went through.
         assert!(
-            seen.message.ends_with("workflow digest mismatch"),
+            seen.message
+                .contains("not retried: workflow digest mismatch (")
+                && !seen.message.contains("\nmore"),
             "{}",
             seen.message
         );

@@ -53,6 +53,8 @@ use crate::resources::labels;
 const CONTROLLER: &str = "renderjob";
 /// The Event action of this controller.
 const ACTION: &str = "Render";
+/// How long running reconciles may take to finish after a shutdown request.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most output keys listed in status (the schema's bound).
 const MAX_OUTPUTS: usize = 1000;
 
@@ -127,7 +129,8 @@ pub async fn run(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
         slots: slots::SlotLedger::default(),
         wake,
     });
-    kube::runtime::Controller::for_stream(render_stream, renders)
+    let mut stopping = stop.clone();
+    let controller = kube::runtime::Controller::for_stream(render_stream, renders)
         .owns_stream(job_stream)
         .reconcile_on(woken)
         .graceful_shutdown_on(async move {
@@ -138,8 +141,18 @@ pub async fn run(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
             if let Err(error) = result {
                 tracing::debug!(controller = CONTROLLER, %error, "reconcile loop");
             }
-        })
-        .await;
+        });
+    // Running reconciles get a bounded time to finish once a shutdown is requested: a runner
+    // still waiting for its first list (an API server that never answers) must not hold the
+    // process.
+    let bounded = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = controller => {}
+        () = bounded => tracing::warn!(controller = CONTROLLER, "stopped without waiting further for running reconciles"),
+    }
 }
 
 /// Moves one render along its life and writes its status when it changed.

@@ -319,7 +319,10 @@ mod tests {
 
     #[test]
     fn a_render_moves_through_its_phases_and_ends_final() {
-        let mut status = RenderJobStatus::default();
+        let mut status = RenderJobStatus {
+            observed_generation: Some(1),
+            ..RenderJobStatus::default()
+        };
         let mut change = StatusChange {
             status: &mut status,
             generation: Some(1),
