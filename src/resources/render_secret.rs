@@ -22,7 +22,7 @@ pub const WORKFLOW_FILE: &str = "workflow.json";
 pub const PLAN_FILE: &str = "plan.json";
 /// File holding the presigned URLs ([`StorageGrant`]).
 pub const STORAGE_FILE: &str = "storage.json";
-/// Annotation on the Secret: when its URLs stop working (RFC 3339), so a re-run can tell
+/// Annotation on the Secret: when its URLs stop working (Unix seconds), so a re-run can tell
 /// whether a Secret left by an interrupted admission is still usable.
 pub const EXPIRES_AT_ANNOTATION: &str = "videofoundry.dev/urls-expire-at";
 
@@ -148,7 +148,11 @@ pub fn build_render_secret(
             )),
             annotations: Some(BTreeMap::from([(
                 EXPIRES_AT_ANNOTATION.to_owned(),
-                grant.expires_at.clone(),
+                grant
+                    .expires_at
+                    .parse::<k8s_openapi::jiff::Timestamp>()
+                    .map(|t| t.as_second().to_string())
+                    .unwrap_or_default(),
             )])),
             owner_references: Some(vec![controller_owner_ref(render, "RenderJob")?]),
             ..ObjectMeta::default()

@@ -411,10 +411,7 @@ async fn ensure_secret(
 /// Whether URLs expiring at `have` serve a render whose new URLs would expire at `wanted`:
 /// they must last at least until the render's deadline (`wanted` less the margin).
 fn have_covers(have: Option<&String>, wanted: Option<&String>) -> bool {
-    let seconds = |text: Option<&String>| {
-        text.and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
-            .map(|t| t.as_second())
-    };
+    let seconds = |text: Option<&String>| text.and_then(|t| t.parse::<i64>().ok());
     let margin = i64::try_from(URL_MARGIN.as_secs()).unwrap_or(0);
     match (seconds(have), seconds(wanted)) {
         (Some(have), Some(wanted)) => have + margin >= wanted,
@@ -429,19 +426,10 @@ mod tests {
     #[test]
     fn a_left_over_secret_is_reused_only_while_its_urls_outlive_the_render() {
         let at = |t: &str| Some(t.to_owned());
-        let wanted = at("2026-01-01T01:15:00Z");
-        assert!(have_covers(
-            at("2026-01-01T01:14:00Z").as_ref(),
-            wanted.as_ref()
-        ));
-        assert!(have_covers(
-            at("2026-01-01T01:00:00Z").as_ref(),
-            wanted.as_ref()
-        ));
-        assert!(!have_covers(
-            at("2026-01-01T00:59:59Z").as_ref(),
-            wanted.as_ref()
-        ));
+        let wanted = at("1767230100"); // 2026-01-01T01:15:00Z
+        assert!(have_covers(at("1767230040").as_ref(), wanted.as_ref()));
+        assert!(have_covers(at("1767229200").as_ref(), wanted.as_ref()));
+        assert!(!have_covers(at("1767229199").as_ref(), wanted.as_ref()));
         assert!(!have_covers(None, wanted.as_ref()));
         assert!(!have_covers(at("garbage").as_ref(), wanted.as_ref()));
     }

@@ -154,7 +154,9 @@ pub fn submit_sql(schema: &str) -> String {
            jsonb_build_object('namespace', $4::text, 'name', $5::text, 'foundry', $3::text, \
              'workflowSha256', $7::text), \
            $9, $10, true \
-         FROM inserted"
+         FROM inserted \
+         WHERE NOT EXISTS (SELECT 1 FROM {schema}.audit_logs \
+           WHERE resource_type = '{RESOURCE_TYPE}' AND resource_id = $6 AND action = 'render.submitted')"
     )
 }
 

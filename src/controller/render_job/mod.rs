@@ -349,7 +349,13 @@ async fn run_stage(
     let namespace = render.namespace().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(rctx.base.client.clone(), &namespace);
     let job_name = crate::resources::names::worker_job(&render.name_any());
-    let existing = if change.status.job_name.is_some() {
+    // The cache may lag behind this controller's own status writes: a Job it knows of is
+    // followed, never admitted again.
+    let known = rctx
+        .jobs
+        .get(&ObjectRef::new(&job_name).within(&namespace))
+        .is_some();
+    let existing = if change.status.job_name.is_some() || known {
         jobs.get_opt(&job_name).await?
     } else {
         None
