@@ -43,6 +43,10 @@ async fn admit(
 ) -> (Vec<Duration>, Duration) {
     let jobs = h.jobs();
     let expected = names.len();
+    let wanted: std::collections::BTreeSet<String> = names
+        .iter()
+        .map(|name| videofoundry::resources::names::worker_job(name))
+        .collect();
     let seen = tokio::spawn(async move {
         let mut seen = BTreeMap::new();
         let mut stream = watcher(jobs, watcher::Config::default())
@@ -50,9 +54,10 @@ async fn admit(
             .boxed();
         while seen.len() < expected {
             match tokio::time::timeout(Duration::from_secs(300), stream.try_next()).await {
-                Ok(Ok(Some(job))) => {
+                Ok(Ok(Some(job))) if wanted.contains(&job.name_any()) => {
                     seen.entry(job.name_any()).or_insert_with(Instant::now);
                 }
+                Ok(Ok(Some(_))) => {}
                 _ => break,
             }
         }
