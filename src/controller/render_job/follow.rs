@@ -24,6 +24,17 @@ pub struct Observation {
     pub finished_at: Option<Time>,
 }
 
+impl Observation {
+    /// Phases only move forward: between a pod that stopped being ready and the Job's terminal
+    /// condition (or while a retry's pod waits), a render that ran stays `Running`.
+    pub fn after(mut self, previous: RenderPhase) -> Self {
+        if previous == RenderPhase::Running && self.phase == RenderPhase::Queued {
+            self.phase = RenderPhase::Running;
+        }
+        self
+    }
+}
+
 /// Reads the Job and its pods.
 pub fn observe(job: &Job, pods: &[Pod]) -> Observation {
     let status = job.status.clone().unwrap_or_default();
@@ -220,6 +231,19 @@ mod tests {
         assert_eq!(
             (seen.phase, seen.reason),
             (RenderPhase::Queued, "JobCreated")
+        );
+    }
+
+    #[test]
+    fn a_running_render_never_goes_back_to_queued() {
+        let between = observe(&job(json!({"active": 1})), &[]);
+        assert_eq!(
+            between.clone().after(RenderPhase::Running).phase,
+            RenderPhase::Running
+        );
+        assert_eq!(
+            between.after(RenderPhase::Queued).phase,
+            RenderPhase::Queued
         );
     }
 

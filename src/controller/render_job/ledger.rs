@@ -173,6 +173,7 @@ pub fn transition_sql(schema: &str) -> String {
              output_prefix = COALESCE($5, output_prefix), \
              updated_at = now() \
            WHERE kubernetes_uid = $1::uuid AND phase IS DISTINCT FROM $2 \
+             AND NOT (phase = 'Running' AND $2 = 'Queued') \
              AND phase NOT IN ('Succeeded', 'Failed', 'Cancelled', 'Rejected') \
            RETURNING user_id) \
          INSERT INTO {schema}.audit_logs (user_id, action, resource_type, resource_id, details, \
@@ -332,6 +333,8 @@ mod tests {
         let sql = transition_sql("s");
         assert!(sql.contains("phase NOT IN ('Succeeded', 'Failed', 'Cancelled', 'Rejected')"));
         assert!(sql.contains("phase IS DISTINCT FROM $2"));
+        // A render that ran never goes back to Queued (no second `render.submitted`).
+        assert!(sql.contains("NOT (phase = 'Running' AND $2 = 'Queued')"));
     }
 
     #[test]

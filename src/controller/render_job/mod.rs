@@ -407,7 +407,7 @@ async fn run_stage(
     };
     change.recorded(Ok(()));
     let pods = job_pods(rctx, &namespace, &job).await?;
-    let seen = follow::observe(&job, &pods);
+    let seen = follow::observe(&job, &pods).after(change.status.phase);
     follow_job(rctx, render, vetting, foundry, &job_name, &seen, change).await
 }
 
