@@ -289,6 +289,9 @@ pub(crate) fn retry_after_error<K: kube::Resource>(
     Action::requeue(ctx.backoff.next_delay(&object_key(controller, guard)))
 }
 
+/// How long the controllers may take to stop after a shutdown request.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
 /// A reason the operator stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -342,7 +345,14 @@ pub async fn run_all(
     };
     // Stop the controllers before releasing the lease, so two replicas never reconcile at once.
     let _ = stop_tx.send(true);
-    controllers.await;
+    // Running reconciles get a bounded time: a controller whose watch never got its first
+    // answer must not hold the process past SIGTERM.
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut controllers)
+        .await
+        .is_err()
+    {
+        tracing::warn!("controllers did not stop within the shutdown grace; stopping anyway");
+    }
     if let Some(lease) = leadership {
         lease.release().await;
     }
