@@ -15,33 +15,16 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Discovery};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::json;
 use videofoundry::crd::render_job::{RenderPhase, VettingVerdict};
-use videofoundry::crd::{self, ApprovedNodeList, RenderJob};
+use videofoundry::crd::{ApprovedNodeList, RenderJob};
 
 mod common;
 
 async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crd::all() {
-        let name = crd.metadata.name.clone().unwrap();
-        api.patch(
-            &name,
-            &PatchParams::apply("videofoundry-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("CRD not established within 30s")
-        .unwrap();
-    }
+    common::cluster::install_crds(client).await;
 }
 
 fn operator() -> tokio::process::Command {
