@@ -203,3 +203,28 @@ pub fn writes_since(
         })
         .collect()
 }
+
+/// Waits (bounded) until an Event with `reason` exists in `namespace`; returns it. Events are
+/// published after the status they report, so a test that checks both must wait for each.
+pub async fn wait_for_event(
+    client: &Client,
+    namespace: &str,
+    reason: &str,
+) -> k8s_openapi::api::events::v1::Event {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    let found = tokio::time::timeout(
+        Duration::from_secs(90),
+        watcher(api, watcher::Config::default())
+            .applied_objects()
+            .try_filter(|event| std::future::ready(event.reason.as_deref() == Some(reason)))
+            .boxed()
+            .try_next(),
+    )
+    .await;
+    match found {
+        Ok(Ok(Some(event))) => event,
+        other => panic!("no {reason} Event in {namespace} within 90 s: {other:?}"),
+    }
+}

@@ -477,14 +477,10 @@ async fn a_deletion_that_cannot_be_recorded_says_why_and_has_a_way_out() {
         message.contains("videofoundry.dev/skip-database-record=true"),
         "{message}"
     );
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(h.client.clone(), &h.namespace);
-    let listed = events.list(&Default::default()).await.unwrap();
-    assert!(
-        listed
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("DeletionBlocked")),
+    let event = cluster::wait_for_event(&h.client, &h.namespace, "DeletionBlocked").await;
+    assert_eq!(
+        event.type_.as_deref(),
+        Some("Warning"),
         "a Warning Event says why"
     );
 
