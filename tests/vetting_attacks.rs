@@ -30,8 +30,18 @@ models:
     .unwrap()
 }
 
+/// Vets `value`; with `VF_FUZZ_SEEDS_DIR` set, also keeps it there as a seed for the fuzzer
+/// (docs/vetting.md, "Fuzzing"), so that fuzzing starts from every hostile shape here.
 fn vet_json(value: &Value) -> Report {
-    vet(value.to_string().as_bytes(), &policy())
+    let bytes = value.to_string();
+    if let Some(dir) = std::env::var_os("VF_FUZZ_SEEDS_DIR") {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        let path = std::path::Path::new(&dir).join(format!("attack-{:016x}.json", hasher.finish()));
+        std::fs::write(path, &bytes).unwrap();
+    }
+    vet(bytes.as_bytes(), &policy())
 }
 
 fn rules_of(report: &Report) -> Vec<&str> {

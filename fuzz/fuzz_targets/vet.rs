@@ -10,9 +10,10 @@ use videofoundry::vetting::{CoreNodes, Egress, Mode, Policy, vet};
 
 static POLICY: LazyLock<Option<Policy>> = LazyLock::new(|| {
     let spec: ApprovedNodeListSpec = serde_json::from_str(
-        r#"{"nodes": [{"classType": "VHS_VideoCombine", "repository": "github.com/Kosinkadink/ComfyUI-VideoHelperSuite", "commit": "0123456789abcdef0123456789abcdef01234567"}],
+        r#"{"nodes": [{"classType": "VHS_VideoCombine", "repository": "github.com/Kosinkadink/ComfyUI-VideoHelperSuite", "commit": "0123456789abcdef0123456789abcdef01234567"},
+                      {"classType": "VHS_LoadVideoPath", "repository": "github.com/Kosinkadink/ComfyUI-VideoHelperSuite"}],
             "repositories": [{"url": "github.com/your-org/custom-nodes"}],
-            "models": [{"identifier": "sd_xl_base_1.0.safetensors"}, {"pattern": "loras/**"}, {"pattern": "https://huggingface.co/your-org/*"}],
+            "models": [{"identifier": "sd_xl_base_1.0.safetensors"}, {"pattern": "loras/**"}, {"identifier": "EasyNegative.safetensors"}, {"pattern": "https://huggingface.co/your-org/*"}],
             "blockedNodes": ["SaveImage"]}"#,
     )
     .ok()?;
