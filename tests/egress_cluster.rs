@@ -135,6 +135,13 @@ async fn the_gateway_and_the_workers_proxy_are_applied_and_admitted_under_restri
     let foundry = create_foundry(&client, &namespace, foundry_spec(network()))
         .await
         .unwrap();
+    // The control plane is shared: another branch's tests may have installed CRDs without
+    // allowedHosts in the meantime, and the API server would have pruned the field.
+    assert_eq!(
+        foundry.spec.network.as_ref().map(|n| n.allowed_hosts.len()),
+        Some(3),
+        "allowedHosts was pruned: the installed VideoFoundry CRD is not this branch's"
+    );
     let outcome = apply_network_isolation(&client, &foundry, IMAGE).await;
     assert!(outcome.ready, "{outcome:?}");
     assert!(

@@ -60,7 +60,8 @@ fn pki() -> Pki {
 }
 
 /// A TLS server on 127.0.0.1: after the handshake it reads one request head and answers
-/// `hello`, or for `GET /huge` streams 8 MiB; a client that sends nothing is waited for.
+/// `hello`, or for `GET /huge` streams 8 MiB, or for `GET /trickle` sends a byte every 200 ms;
+/// a client that sends nothing is waited for.
 async fn tls_server(config: Arc<rustls::ServerConfig>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -83,7 +84,15 @@ async fn tls_server(config: Arc<rustls::ServerConfig>) -> u16 {
                     }
                     head.push(byte[0]);
                 }
-                if head.starts_with(b"GET /huge ") {
+                if head.starts_with(b"GET /trickle ") {
+                    // A byte every 200 ms for up to a minute: never idle, never done.
+                    for _ in 0..300 {
+                        if tls.write_all(b".").await.is_err() || tls.flush().await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                } else if head.starts_with(b"GET /huge ") {
                     let chunk = vec![b'x'; 64 * 1024];
                     let _ = tls
                         .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8388608\r\n\r\n")
@@ -503,6 +512,33 @@ async fn slow_and_huge_tunnels_are_cut_by_their_limits() {
         ),
         1
     );
+}
+
+#[tokio::test]
+async fn a_tunnel_that_never_idles_is_closed_at_its_maximum_lifetime() {
+    let pki = pki();
+    let port = tls_server(pki.server.clone()).await;
+    let mut flags = resolve_flags();
+    flags.extend(["--idle-timeout", "1", "--max-duration", "2"]);
+    let mut gateway = start_gateway(hosts(port), &flags).await;
+    let mut tls = tls_through(
+        &gateway,
+        &pki,
+        &format!("approved.test:{port}"),
+        "approved.test",
+    )
+    .await
+    .unwrap();
+    tls.write_all(b"GET /trickle HTTP/1.1\r\nHost: approved.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, tls.read_to_end(&mut received))
+        .await
+        .expect("the trickling tunnel was never closed");
+    let event = gateway.next_connection().await;
+    assert_eq!(event["closed"], "max_duration", "{event}");
+    assert!(event["bytes_down"].as_u64().unwrap() > 0, "{event}");
 }
 
 #[test]
