@@ -81,7 +81,8 @@ pub struct OperatorConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkerConfig {
     /// Image whose static `videofoundry-operator` binary an init container copies into every
-    /// worker pod (the render entrypoint): the operator's own image. Pin it by digest.
+    /// worker pod (the render entrypoint): the operator's own image. Pin it by digest. It also
+    /// runs each foundry's egress gateway (docs/egress.md).
     #[serde(default = "default_worker_binary_image")]
     pub binary_image: String,
 }

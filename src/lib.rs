@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod crd;
+pub mod egress;
 pub mod http;
 pub mod metrics;
 pub mod postgres;

@@ -147,6 +147,16 @@ pub fn resolve(spec: &VideoFoundrySpec) -> Result<EffectiveSecurity, ProfileErro
         egress > production.egress,
         format!("worker egress is {egress:?}").to_lowercase(),
     );
+    // Hosts approved by name are reached through the egress gateway only in `restricted`
+    // egress: production must opt into that (reported twice: the egress and the hosts).
+    let hosts = network.allowed_hosts.len();
+    note(
+        egress == EgressMode::Restricted
+            && hosts > 0
+            && mode_defaults.egress == EgressMode::Blocked,
+        egress == EgressMode::Restricted && hosts > 0,
+        format!("workers reach {hosts} approved host(s) by name through the egress gateway"),
+    );
     let allow_dns = network.allow_dns.unwrap_or(mode_defaults.allow_dns);
     note(
         allow_dns && !mode_defaults.allow_dns,
@@ -400,6 +410,35 @@ mod tests {
         assert!(resolve(&self_hosted).unwrap().relaxations.is_empty());
         self_hosted.network.get_or_insert_default().egress = Some(EgressMode::Blocked);
         assert!(resolve(&self_hosted).unwrap().relaxations.is_empty());
+    }
+
+    #[test]
+    fn the_egress_gateway_is_the_self_hosted_default_and_a_reported_relaxation_elsewhere() {
+        let host = crate::crd::video_foundry::AllowedHost {
+            host: "huggingface.co".to_owned(),
+            ports: vec![],
+            internal_cidrs: vec![],
+        };
+        let line = "workers reach 1 approved host(s) by name through the egress gateway";
+        let mut spec = example("videofoundry-production.yaml");
+        spec.network.get_or_insert_default().allowed_hosts = vec![host];
+        // Production keeps egress blocked: the hosts are not used, nothing is relaxed.
+        assert!(resolve(&spec).unwrap().relaxations.is_empty());
+        spec.network.get_or_insert_default().egress = Some(EgressMode::Restricted);
+        assert_eq!(
+            resolve(&spec).unwrap().relaxations,
+            ["worker egress is restricted", line]
+        );
+        spec.execution_mode = ExecutionMode::SelfHostedProduction;
+        assert!(resolve(&spec).unwrap().relaxations.is_empty());
+        spec.execution_mode = ExecutionMode::Developer;
+        spec.vault = None;
+        assert!(
+            resolve(&spec)
+                .unwrap()
+                .relaxations
+                .contains(&line.to_owned())
+        );
     }
 
     #[test]

@@ -318,6 +318,102 @@ fn api_nodes_are_rejected_when_egress_is_blocked() {
     );
 }
 
+fn hosts(names: &[&str]) -> videofoundry::egress::Policy {
+    let hosts: Vec<videofoundry::crd::video_foundry::AllowedHost> = names
+        .iter()
+        .map(|name| serde_json::from_value(json!({"host": name})).unwrap())
+        .collect();
+    videofoundry::egress::Policy::new(&hosts).unwrap()
+}
+
+#[test]
+fn a_listed_api_node_also_needs_its_host_approved_for_the_foundry() {
+    let api = json!({"1": {"class_type": "OpenAIDalle3", "inputs": {"prompt": "a cat"}}});
+    let mut listed = spec();
+    listed
+        .nodes
+        .push(serde_json::from_value(json!({"classType": "OpenAIDalle3"})).unwrap());
+    let restricted = || policy_with(listed.clone(), Mode::Strict, Egress::Restricted);
+    // Offline (no foundry context): listing it is enough, as before.
+    assert_eq!(
+        vet(api.to_string().as_bytes(), &restricted()).verdict,
+        VettingVerdict::Approved
+    );
+    let report = vet(
+        api.to_string().as_bytes(),
+        &restricted().with_approved_hosts(hosts(&["huggingface.co"])),
+    );
+    assert_rejected_for(&report, rules::API_NODE_EGRESS);
+    assert!(
+        report.violations[0].message.contains("api.comfy.org:443")
+            && report.violations[0]
+                .message
+                .contains("spec.network.allowedHosts"),
+        "{report:#?}"
+    );
+    let report = vet(
+        api.to_string().as_bytes(),
+        &restricted().with_approved_hosts(hosts(&["api.comfy.org"])),
+    );
+    assert_eq!(report.verdict, VettingVerdict::Approved, "{report:#?}");
+    // Approving the host does not approve an unlisted node.
+    let report = vet(
+        api.to_string().as_bytes(),
+        &policy_with(spec(), Mode::Strict, Egress::Restricted)
+            .with_approved_hosts(hosts(&["api.comfy.org"])),
+    );
+    assert_rejected_for(&report, rules::API_NODE_EGRESS);
+}
+
+#[test]
+fn a_url_model_source_needs_its_host_approved_for_the_foundry() {
+    let api = json!({"1": {"class_type": "CheckpointLoaderSimple", "inputs": {
+        "ckpt_name": "https://huggingface.co/your-org/model/resolve/main/model.safetensors"}}});
+    // Offline: the approved source pattern is enough, as before.
+    assert_eq!(vet_json(&api).verdict, VettingVerdict::Approved);
+    for (policy, approved) in [
+        (
+            policy_with(spec(), Mode::Strict, Egress::Restricted)
+                .with_approved_hosts(hosts(&["huggingface.co"])),
+            true,
+        ),
+        (
+            policy_with(spec(), Mode::Strict, Egress::Restricted)
+                .with_approved_hosts(hosts(&["*.huggingface.co"])),
+            false,
+        ),
+        // Blocked egress: the gateway does not run, no host is reachable by name.
+        (
+            policy_with(spec(), Mode::Strict, Egress::Blocked).with_approved_hosts(hosts(&[])),
+            false,
+        ),
+        (
+            policy_with(spec(), Mode::Strict, Egress::Open).with_approved_hosts(hosts(&[])),
+            true,
+        ),
+    ] {
+        let report = vet(api.to_string().as_bytes(), &policy);
+        if approved {
+            assert_eq!(report.verdict, VettingVerdict::Approved, "{report:#?}");
+        } else {
+            assert_rejected_for(&report, rules::URL_HOST_NOT_APPROVED);
+            assert!(
+                report.violations[0].message.contains("huggingface.co:443"),
+                "{report:#?}"
+            );
+        }
+    }
+    // A URL no model approval matches stays a plain URL violation.
+    let other = json!({"1": {"class_type": "CheckpointLoaderSimple", "inputs": {
+        "ckpt_name": "https://evil.example/model.safetensors"}}});
+    let report = vet(
+        other.to_string().as_bytes(),
+        &policy_with(spec(), Mode::Strict, Egress::Restricted)
+            .with_approved_hosts(hosts(&["evil.example"])),
+    );
+    assert_rejected_for(&report, rules::URL_INPUT);
+}
+
 #[test]
 fn models_must_be_approved_but_samplers_are_not_models() {
     for (class_type, input, value) in [

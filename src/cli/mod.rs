@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, one subcommand per job.
 
 mod crds;
+pub mod egress_gateway;
 mod import_allowlist;
 mod migrate;
 pub mod run;
@@ -43,6 +44,9 @@ pub enum Command {
     Worker(Box<worker::WorkerArgs>),
     /// Copy this binary into DIR (the worker Job's init container does this).
     InstallWorker(worker::InstallWorkerArgs),
+    /// Run a foundry's egress gateway: an HTTP CONNECT proxy to the approved hosts only, with
+    /// address, SNI and size checks, a log line and metrics per connection (docs/egress.md).
+    EgressGateway(Box<egress_gateway::EgressGatewayArgs>),
 }
 
 /// Runs the parsed command and maps its outcome to the process exit code.
@@ -55,6 +59,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::ImportAllowlist(args) => import_allowlist::execute(&args),
         Command::Worker(args) => worker::execute(*args).await,
         Command::InstallWorker(args) => worker::install(&args),
+        Command::EgressGateway(args) => egress_gateway::execute(*args).await,
     }
 }
 

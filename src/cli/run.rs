@@ -87,7 +87,8 @@ pub async fn client() -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| unconfigured(&e))
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or Ctrl-C.
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

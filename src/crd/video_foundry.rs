@@ -35,6 +35,8 @@ use super::{LocalObjectRef, SecretKeyRef};
 #[x_kube(validation = Rule::new("self.executionMode == 'developer' || has(self.vault)").message("vault is required unless executionMode is developer"))]
 #[x_kube(validation = Rule::new("self.executionMode == 'developer' || !has(self.sandbox) || !has(self.sandbox.type) || self.sandbox.type != 'none'").message("sandbox.type none is only allowed in developer mode"))]
 #[x_kube(validation = Rule::new("self.executionMode == 'developer' || !has(self.storage.encryption) || self.storage.encryption.mode != 'none'").message("storage.encryption.mode none is only allowed in developer mode"))]
+#[x_kube(validation = Rule::new("!has(self.network) || !has(self.network.allowedHosts) || self.network.allowedHosts.all(h, self.network.allowedHosts.exists_one(o, o.host == h.host))").message("network.allowedHosts lists a host more than once"))]
+#[x_kube(validation = Rule::new("!has(self.network) || !has(self.network.allowedHosts) || self.network.allowedHosts.all(h, !h.host.startsWith('*.') || !has(h.internalCidrs))").message("network.allowedHosts: internal address ranges can only be approved for an exact host name, not a wildcard"))]
 #[serde(rename_all = "camelCase")]
 pub struct VideoFoundrySpec {
     /// The operator installation that reconciles this foundry (its `installation.className`),
@@ -398,6 +400,48 @@ pub struct NetworkSpec {
     /// production modes, where DNS could carry data out; turning it on there is a relaxation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_dns: Option<bool>,
+    /// Hosts workers may reach by name in `restricted` egress, through the foundry's egress
+    /// gateway (an HTTP CONNECT proxy that checks the name, the address it resolves to and the
+    /// TLS SNI, and logs every connection; see docs/egress.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub allowed_hosts: Vec<AllowedHost>,
+}
+
+/// A host workers may reach through the egress gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedHost {
+    /// A DNS name (`huggingface.co`), or `*.` and a name for every subdomain of it
+    /// (`*.hf.co` matches `cdn-lfs.hf.co`, not `hf.co`). Lowercase; no IP addresses.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(
+            pattern = r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+        )
+    )]
+    pub host: String,
+    /// TCP ports (443 when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(range(min = 1, max = 65535)))]
+    pub ports: Vec<u16>,
+    /// Internal address ranges this host may resolve to (e.g. `10.50.0.0/16` for
+    /// `models.internal`). Without them the gateway refuses every private, loopback, link-local,
+    /// CGNAT, unique-local and cloud-metadata address the name resolves to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(max = 64)))]
+    pub internal_cidrs: Vec<String>,
+}
+
+impl AllowedHost {
+    /// The ports in force: `ports`, or 443.
+    pub fn effective_ports(&self) -> Vec<u16> {
+        if self.ports.is_empty() {
+            vec![443]
+        } else {
+            self.ports.clone()
+        }
+    }
 }
 
 /// Worker egress profile.

@@ -35,6 +35,11 @@ pub fn worker_egress_policy(foundry_name: &str) -> String {
     dns_label(foundry_name, "-worker-egress")
 }
 
+/// Name of the foundry's egress gateway Deployment, Service and NetworkPolicy.
+pub fn egress_gateway(foundry_name: &str) -> String {
+    dns_label(foundry_name, "-egress-gateway")
+}
+
 /// Name of the foundry's ResourceQuota and LimitRange.
 pub fn worker_quota(foundry_name: &str) -> String {
     dns_label(foundry_name, "-workers")

@@ -2,7 +2,8 @@
 //! ingress at all, and only the egress their mode allows:
 //!
 //! - `blocked`: the storage endpoint CIDRs on the storage ports, and the artifact repository;
-//! - `restricted`: the same plus the admin's `allowedEgress`;
+//! - `restricted`: the same plus the admin's `allowedEgress`, and the foundry's egress gateway
+//!   (on its proxy port) when it approves hosts by name (`allowedHosts`, docs/egress.md);
 //! - `open`: anything (developer mode; still no ingress).
 //!
 //! Cluster DNS (kube-dns in kube-system, port 53) is allowed only when the foundry allows it.
@@ -20,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use std::collections::BTreeMap;
 
-use super::{BuildError, controller_owner_ref, labels, names, namespace_of};
+use super::{BuildError, controller_owner_ref, egress_gateway, labels, names, namespace_of};
 use crate::crd::VideoFoundry;
 use crate::crd::video_foundry::{EgressMode, EgressRule, ExecutionMode};
 
@@ -136,6 +137,9 @@ fn egress_rules(foundry: &VideoFoundry) -> Result<Vec<NetworkPolicyEgressRule>, 
             })?);
         }
     }
+    if egress_gateway::gateway_enabled(foundry)? {
+        rules.push(egress_gateway::worker_to_gateway_rule(foundry));
+    }
     if effective_allow_dns(foundry) {
         rules.push(dns_rule());
     }
@@ -153,7 +157,7 @@ fn cidr_rule(
 }
 
 /// Kube-dns pods in kube-system, UDP and TCP 53.
-fn dns_rule() -> NetworkPolicyEgressRule {
+pub(crate) fn dns_rule() -> NetworkPolicyEgressRule {
     let (key, value) = DNS_POD_LABEL;
     let port = |protocol: &str| NetworkPolicyPort {
         port: Some(IntOrString::Int(53)),
@@ -195,7 +199,7 @@ fn ip_peer(cidr: &str, field: impl Fn() -> String) -> Result<NetworkPolicyPeer, 
     })
 }
 
-fn tcp_ports(ports: &[u16]) -> Vec<NetworkPolicyPort> {
+pub(crate) fn tcp_ports(ports: &[u16]) -> Vec<NetworkPolicyPort> {
     ports
         .iter()
         .map(|port| NetworkPolicyPort {

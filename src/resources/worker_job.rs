@@ -106,6 +106,9 @@ pub struct WorkerPlan {
     pub workflow_sha256: String,
     /// Models the worker must verify before loading.
     pub model_pins: Vec<ModelPin>,
+    /// `clusterIP:port` of the foundry's egress gateway when it has one (docs/egress.md): the
+    /// worker gets it as `HTTPS_PROXY`/`HTTP_PROXY`. By address, so workers need no DNS.
+    pub egress_proxy: Option<String>,
 }
 
 impl fmt::Debug for WorkerPlan {
@@ -115,6 +118,7 @@ impl fmt::Debug for WorkerPlan {
             .field("workflow_bytes", &self.workflow.len())
             .field("workflow_sha256", &self.workflow_sha256)
             .field("model_pins", &self.model_pins)
+            .field("egress_proxy", &self.egress_proxy)
             .finish()
     }
 }
@@ -167,7 +171,7 @@ pub fn build_worker_job(
         restart_policy: Some("Never".to_owned()),
         security_context: Some(pod_security_context()),
         init_containers: Some(vec![install_container(worker_binary_image)]),
-        containers: vec![worker_container(foundry, render, gpus)],
+        containers: vec![worker_container(foundry, render, plan, gpus)],
         volumes: Some(volumes(foundry, &render_name)),
         node_selector: (!foundry.spec.workers.node_selector.is_empty())
             .then(|| foundry.spec.workers.node_selector.clone()),
@@ -253,7 +257,7 @@ fn pod_security_context() -> PodSecurityContext {
     }
 }
 
-fn container_security_context() -> SecurityContext {
+pub(crate) fn container_security_context() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         privileged: Some(false),
@@ -270,14 +274,19 @@ fn container_security_context() -> SecurityContext {
     }
 }
 
-fn runtime_default_seccomp() -> SeccompProfile {
+pub(crate) fn runtime_default_seccomp() -> SeccompProfile {
     SeccompProfile {
         type_: "RuntimeDefault".to_owned(),
         localhost_profile: None,
     }
 }
 
-fn worker_container(foundry: &VideoFoundry, render: &RenderJob, gpus: u32) -> Container {
+fn worker_container(
+    foundry: &VideoFoundry,
+    render: &RenderJob,
+    plan: &WorkerPlan,
+    gpus: u32,
+) -> Container {
     let mut env = vec![
         env_var("HOME", "/tmp"),
         env_var("TMPDIR", "/tmp"),
@@ -285,6 +294,13 @@ fn worker_container(foundry: &VideoFoundry, render: &RenderJob, gpus: u32) -> Co
     ];
     if let Some(command) = &foundry.spec.workers.comfyui_command {
         env.push(env_var("VF_COMFYUI_COMMAND", command));
+    }
+    if let Some(proxy) = &plan.egress_proxy {
+        env.extend(super::egress_gateway::worker_proxy_env(
+            foundry,
+            &render.name_any(),
+            proxy,
+        ));
     }
     let mut mounts = vec![
         VolumeMount {
@@ -548,6 +564,7 @@ mod tests {
             workflow: r#"{"prompt":"a private prompt"}"#.to_owned(),
             workflow_sha256: "ab".repeat(32),
             model_pins: Vec::new(),
+            egress_proxy: None,
         };
         assert!(!format!("{plan:?}").contains("private"));
     }
@@ -576,6 +593,7 @@ mod comfyui_command_tests {
             workflow: "{}".to_owned(),
             workflow_sha256: crate::vetting::workflow_sha256(b"{}"),
             model_pins: Vec::new(),
+            egress_proxy: None,
         };
         let command = |foundry: &VideoFoundry| {
             let job = build_worker_job(foundry, &render, &plan, "operator:1").unwrap();

@@ -7,7 +7,7 @@ use std::hash::{Hash, Hasher};
 
 use super::json::Json;
 use super::model_inputs::{ModelInput, ModelInputs};
-use super::policy::{Egress, NodeStanding, Policy};
+use super::policy::{API_NODE_HOST, Egress, NodeStanding, Policy};
 use super::report::{self, Format, ModelUse, Report, Resources, rules};
 use super::values::{self, Concern};
 use crate::crd::render_job::Violation;
@@ -150,19 +150,15 @@ impl<'p> Checker<'p> {
                 ),
             ),
             NodeStanding::Core { api_node, listed } => {
-                if api_node && !self.api_node_allowed(listed) {
+                if let Some(why) = api_node.then(|| self.api_node_refusal(listed)).flatten() {
+                    let (host, port) = API_NODE_HOST;
                     self.violation(
                         node_id,
                         class_type,
                         rules::API_NODE_EGRESS,
                         format!(
-                            "{} is a ComfyUI API node that calls an external service over the internet; workers have no internet egress{}",
+                            "{} is a ComfyUI API node that calls an external service ({host}:{port}) over the internet; {why}",
                             shown(class_type),
-                            if self.policy.egress == Egress::Restricted {
-                                " beyond the admin allowlist: list the node type under spec.nodes of an ApprovedNodeList to allow it"
-                            } else {
-                                ": remove the node"
-                            }
                         ),
                     );
                 }
@@ -248,12 +244,40 @@ impl<'p> Checker<'p> {
         }
     }
 
-    fn api_node_allowed(&self, listed: bool) -> bool {
+    /// Why an API node may not run (`None`: it may): egress must reach it, an ApprovedNodeList
+    /// must list it, and, where the foundry's hosts are known, its host must be approved.
+    fn api_node_refusal(&self, listed: bool) -> Option<&'static str> {
+        let (host, port) = API_NODE_HOST;
         match self.policy.egress {
-            Egress::Open => true,
-            Egress::Restricted => listed,
-            Egress::Blocked => false,
+            Egress::Open => None,
+            Egress::Blocked => Some("workers have no internet egress: remove the node"),
+            Egress::Restricted if !listed => Some(
+                "workers have no internet egress beyond the admin allowlist: list the node type under spec.nodes of an ApprovedNodeList to allow it",
+            ),
+            Egress::Restricted => (self.policy.host_approved(host, port) == Some(false)).then_some(
+                "its host is not approved for the foundry: add it to the VideoFoundry's spec.network.allowedHosts",
+            ),
         }
+    }
+
+    /// Why a URL value approved as a model source may still not be fetched: its host is not
+    /// approved for the foundry (only checked where the foundry's hosts are known and egress
+    /// is not open).
+    fn url_host_refusal(&self, text: &str) -> Option<String> {
+        if self.policy.egress == Egress::Open {
+            return None;
+        }
+        let url = url::Url::parse(text.trim()).ok();
+        let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or_default();
+        let port = url.as_ref().and_then(url::Url::port_or_known_default);
+        let approved = port.and_then(|port| self.policy.host_approved(host, port))?;
+        (!approved).then(|| {
+            let shown_host = if host.is_empty() { "(none)" } else { host };
+            match port {
+                Some(port) => format!("{shown_host}:{port}"),
+                None => shown_host.to_owned(),
+            }
+        })
     }
 
     fn check_provenance(
@@ -459,6 +483,21 @@ impl<'p> Checker<'p> {
                 .then(|| self.policy.model(text))
                 .flatten();
             if let Some(approval) = approved {
+                if concern == Concern::Url
+                    && let Some(host) = self.url_host_refusal(text)
+                {
+                    self.violation(
+                        node_id,
+                        class_type,
+                        rules::URL_HOST_NOT_APPROVED,
+                        format!(
+                            "value {}{} is an approved model source, but its host {host} is not approved for the foundry: add it to the VideoFoundry's spec.network.allowedHosts (with network.egress restricted), or put the file in the models volume",
+                            shown(text),
+                            at(),
+                        ),
+                    );
+                    return;
+                }
                 let usage = ModelUse {
                     approved_as: Some(approval.approved_as.to_owned()),
                     sha256: approval.sha256.map(str::to_owned),

@@ -52,6 +52,9 @@ impl From<EgressMode> for Egress {
     }
 }
 
+/// The host every ComfyUI API node calls (Comfy's API gateway in front of the paid services).
+pub const API_NODE_HOST: (&str, u16) = ("api.comfy.org", 443);
+
 /// One approved custom (or explicitly listed) node type and its pins.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,9 +131,26 @@ pub struct Policy {
     models_exact: HashMap<String, (String, Option<String>)>,
     model_globs: Vec<(String, ModelGlob, Option<String>)>,
     blocked: HashSet<String>,
+    hosts: Option<crate::egress::Policy>,
 }
 
 impl Policy {
+    /// Adds the foundry's hosts approved by name (its `network.allowedHosts` in force, empty
+    /// when the gateway does not run): API nodes and URL values then also need their host
+    /// approved, and a violation names it. Without this (offline vetting) hosts are not checked.
+    #[must_use]
+    pub fn with_approved_hosts(mut self, hosts: crate::egress::Policy) -> Self {
+        self.hosts = Some(hosts);
+        self
+    }
+
+    /// Whether `host:port` is approved for the foundry; `None` without a foundry's hosts.
+    pub fn host_approved(&self, host: &str, port: u16) -> Option<bool> {
+        self.hosts
+            .as_ref()
+            .map(|hosts| hosts.check_target(host, port).is_ok())
+    }
+
     /// Merges `lists` (each named, for messages). Every list must validate; a node type approved
     /// with different pins by two lists is a conflict. Core nodes are allowed when every list
     /// includes them (a list that sets `includeCoreNodes: false` is respected). Blocks from any
@@ -152,6 +172,7 @@ impl Policy {
             models_exact: HashMap::new(),
             model_globs: Vec::new(),
             blocked: HashSet::new(),
+            hosts: None,
         };
         let mut origins: BTreeMap<String, String> = BTreeMap::new();
         for (name, spec) in lists {

@@ -61,6 +61,8 @@ pub mod rules {
     pub const MODEL_UNRESOLVED: &str = "model-unresolved";
     /// A URL-valued input.
     pub const URL_INPUT: &str = "url-input";
+    /// A URL approved as a model source whose host the foundry does not approve by name.
+    pub const URL_HOST_NOT_APPROVED: &str = "url-host-not-approved";
     /// An absolute path.
     pub const ABSOLUTE_PATH: &str = "absolute-path";
     /// A path that climbs with `..`.

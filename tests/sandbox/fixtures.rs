@@ -66,6 +66,7 @@ pub fn plan_for(render: &RenderJob) -> WorkerPlan {
             identifier: "sd_xl_base_1.0.safetensors".to_owned(),
             sha256: "31e35c80fc4829d14f90153f4c74cd59c90b779f6afe05a74cd6120b893f7e5b".to_owned(),
         }],
+        egress_proxy: None,
     }
 }
 

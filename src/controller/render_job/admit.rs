@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -23,7 +23,7 @@ use crate::resources::render_secret::{
     EXPIRES_AT_ANNOTATION, PresignedObject, PresignedUrl, StorageGrant,
 };
 use crate::resources::worker_job::{ModelPin, WorkerPlan};
-use crate::resources::{build_render_objects, labels, names};
+use crate::resources::{build_render_objects, egress_gateway, labels, names};
 use crate::storage::{PresignedRequest, TenantScope, presign};
 
 /// How long presigned URLs outlive the render's deadline (queueing for a node, uploads).
@@ -225,7 +225,12 @@ pub async fn admit(
         }
     }
     let workflow = String::from_utf8(workflow.unwrap_or_default()).unwrap_or_default();
+    let egress_proxy = match egress_proxy(rctx, &namespace, foundry).await {
+        Ok(proxy) => proxy,
+        Err((reason, message)) => return release(queued(&reason, message, true)),
+    };
     let plan = WorkerPlan {
+        egress_proxy,
         workflow_sha256: vetting.workflow_sha256.clone(),
         model_pins: vetting
             .model_pins
@@ -368,6 +373,40 @@ async fn network_policies_exist(
                 "NetworkPolicy {namespace}/{required} does not exist; no worker starts unisolated (the foundry controller creates it)"
             ),
         ))
+    }
+}
+
+/// The address of the foundry's egress gateway Service when the foundry has one (workers reach
+/// it by cluster IP: they may have no DNS); a render waits while the Service has no address.
+async fn egress_proxy(
+    rctx: &RenderContext,
+    namespace: &str,
+    foundry: &VideoFoundry,
+) -> Result<Option<String>, (String, String)> {
+    let invalid = |e: crate::resources::BuildError| ("InvalidFoundry".to_owned(), e.to_string());
+    if !egress_gateway::gateway_enabled(foundry).map_err(invalid)? {
+        return Ok(None);
+    }
+    let name = names::egress_gateway(&foundry.name_any());
+    let api: Api<Service> = Api::namespaced(rctx.base.client.clone(), namespace);
+    let service = api.get_opt(&name).await.map_err(|e| {
+        (
+            "KubernetesApiError".to_owned(),
+            format!("reading Service {name}: {e}"),
+        )
+    })?;
+    let cluster_ip = service
+        .and_then(|s| s.spec)
+        .and_then(|s| s.cluster_ip)
+        .filter(|ip| !ip.is_empty() && ip != "None");
+    match cluster_ip {
+        Some(ip) => Ok(Some(egress_gateway::proxy_address(&ip))),
+        None => Err((
+            "EgressGatewayMissing".to_owned(),
+            format!(
+                "the foundry approves hosts by name but its egress gateway Service {namespace}/{name} does not exist yet (the foundry controller creates it)"
+            ),
+        )),
     }
 }
 

@@ -96,6 +96,10 @@ pub async fn vet_render(client: &Client, namespace: &str, render: &RenderJob) ->
         Ok(policy) => policy,
         Err(error) => return waiting("PolicyInvalid", error.to_string()),
     };
+    let policy = match hosts_in_force(&foundry) {
+        Ok(hosts) => policy.with_approved_hosts(hosts),
+        Err(message) => return waiting("PolicyInvalid", message),
+    };
     let report = vetting::vet(&workflow, &policy);
     let policy_ref = vetting::status::policy_ref(
         foundry_name,
@@ -109,6 +113,23 @@ pub async fn vet_render(client: &Client, namespace: &str, render: &RenderJob) ->
         foundry: Some(foundry),
         workflow: Some(workflow),
     }
+}
+
+/// The hosts workers can reach by name: the foundry's `network.allowedHosts` while its egress
+/// gateway runs, none otherwise (vetting then refuses API nodes and URL sources by host).
+fn hosts_in_force(foundry: &VideoFoundry) -> Result<crate::egress::Policy, String> {
+    let gateway =
+        crate::resources::egress_gateway::gateway_enabled(foundry).map_err(|e| e.to_string())?;
+    let hosts = match (&foundry.spec.network, gateway) {
+        (Some(network), true) => network.allowed_hosts.clone(),
+        _ => Vec::new(),
+    };
+    crate::egress::Policy::new(&hosts).map_err(|e| {
+        format!(
+            "spec.network.allowedHosts of foundry {}: {e}",
+            foundry.name_any()
+        )
+    })
 }
 
 /// The workflow exactly as it will be vetted and run: the inline text (read from the API

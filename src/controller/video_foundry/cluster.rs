@@ -3,6 +3,9 @@
 //! nothing and a hand edit is reverted), and
 //! the check of the sandbox RuntimeClasses that the cluster admin installs.
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::{Api, Client, Resource, ResourceExt};
 
@@ -11,7 +14,8 @@ use crate::controller::apply::{ChildChange, ensure_applied};
 use crate::crd::VideoFoundry;
 use crate::crd::conditions::types;
 use crate::crd::video_foundry::SandboxType;
-use crate::resources::{self, BuildError, runtime_class};
+use crate::resources::egress_gateway::GatewayObjects;
+use crate::resources::{self, BuildError, names, runtime_class};
 
 /// Reason of `NetworkIsolated=True`.
 pub const REASON_APPLIED: &str = "PoliciesApplied";
@@ -23,7 +27,11 @@ pub const REASON_SANDBOX_DISABLED: &str = "SandboxDisabled";
 /// Applies the worker ServiceAccount, then the default-deny and egress NetworkPolicies, each
 /// only when it is missing or differs from what is stored; what had to be put back is listed in
 /// the outcome's repairs.
-pub async fn apply_network_isolation(client: &Client, foundry: &VideoFoundry) -> StepOutcome {
+pub async fn apply_network_isolation(
+    client: &Client,
+    foundry: &VideoFoundry,
+    gateway_image: &str,
+) -> StepOutcome {
     let condition = types::NETWORK_ISOLATED;
     let objects = match resources::build_foundry_objects(foundry, None) {
         Ok(objects) => objects,
@@ -48,6 +56,17 @@ pub async fn apply_network_isolation(client: &Client, foundry: &VideoFoundry) ->
             Err(error) => return api_failure(condition, &namespace, "NetworkPolicy", &error),
         }
     }
+    let gateway = match resources::egress_gateway::build_gateway_objects(foundry, gateway_image) {
+        Ok(gateway) => gateway,
+        Err(error) => return build_failure(condition, &error),
+    };
+    let gateway_note = match ensure_gateway(client, &namespace, foundry, gateway.as_ref()).await {
+        Ok(gateway_repairs) => {
+            repairs.extend(gateway_repairs);
+            gateway_message(foundry, gateway.as_ref())
+        }
+        Err((kind, error)) => return api_failure(condition, &namespace, kind, &error),
+    };
     let names: Vec<String> = objects
         .network_policies
         .iter()
@@ -57,11 +76,116 @@ pub async fn apply_network_isolation(client: &Client, foundry: &VideoFoundry) ->
         condition,
         REASON_APPLIED,
         format!(
-            "worker ingress denied and egress limited by NetworkPolicies {}",
+            "worker ingress denied and egress limited by NetworkPolicies {}{gateway_note}",
             names.join(", ")
         ),
     )
     .with_repairs(repairs)
+}
+
+/// Applies the egress gateway's NetworkPolicy, Deployment and Service (in that order, so its
+/// pods never run unconfined), or deletes them when the foundry no longer has a gateway.
+async fn ensure_gateway(
+    client: &Client,
+    namespace: &str,
+    foundry: &VideoFoundry,
+    gateway: Option<&GatewayObjects>,
+) -> Result<Vec<String>, (&'static str, kube::Error)> {
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let mut repairs = Vec::new();
+    let Some(gateway) = gateway else {
+        if !may_have_gateway(foundry) {
+            // A foundry that never approved hosts costs no request here.
+            return Ok(repairs);
+        }
+        let name = names::egress_gateway(&foundry.name_any());
+        delete_if_present(&services, &name)
+            .await
+            .map_err(|e| ("Service", e))?;
+        delete_if_present(&deployments, &name)
+            .await
+            .map_err(|e| ("Deployment", e))?;
+        delete_if_present(&policies, &name)
+            .await
+            .map_err(|e| ("NetworkPolicy", e))?;
+        return Ok(repairs);
+    };
+    let change = ensure_applied(&policies, &gateway.network_policy)
+        .await
+        .map_err(|e| ("NetworkPolicy", e))?;
+    note(
+        &mut repairs,
+        "NetworkPolicy",
+        &gateway.network_policy,
+        change,
+    );
+    let change = ensure_applied(&deployments, &gateway.deployment)
+        .await
+        .map_err(|e| ("Deployment", e))?;
+    note(&mut repairs, "Deployment", &gateway.deployment, change);
+    let change = ensure_applied(&services, &gateway.service)
+        .await
+        .map_err(|e| ("Service", e))?;
+    note(&mut repairs, "Service", &gateway.service, change);
+    Ok(repairs)
+}
+
+/// Deletes `name` when it exists (a gateway the foundry no longer wants); 404 is success.
+async fn delete_if_present<K>(api: &Api<K>, name: &str) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    // Read first: a foundry that never had a gateway costs a read, not a failed write.
+    if api.get_opt(name).await?.is_none() {
+        return Ok(());
+    }
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Words of the NetworkIsolated message of a foundry that runs a gateway.
+const GATEWAY_RUNNING: &str = "reached through egress gateway";
+
+/// Whether gateway objects may exist: the foundry approves hosts, or its last status said a
+/// gateway ran (the hosts were removed since). Deleting the foundry removes them by owner
+/// reference either way.
+fn may_have_gateway(foundry: &VideoFoundry) -> bool {
+    let approves = foundry
+        .spec
+        .network
+        .as_ref()
+        .is_some_and(|n| !n.allowed_hosts.is_empty());
+    let ran = foundry.status.as_ref().is_some_and(|status| {
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == types::NETWORK_ISOLATED && c.message.contains(GATEWAY_RUNNING))
+    });
+    approves || ran
+}
+
+/// What the NetworkIsolated message says about named hosts.
+fn gateway_message(foundry: &VideoFoundry, gateway: Option<&GatewayObjects>) -> String {
+    let hosts = foundry
+        .spec
+        .network
+        .as_ref()
+        .map_or(0, |n| n.allowed_hosts.len());
+    match (gateway, hosts) {
+        (Some(gateway), _) => format!(
+            "; {hosts} approved host(s) {GATEWAY_RUNNING} {}",
+            gateway.deployment.name_any()
+        ),
+        (None, 0) => String::new(),
+        (None, _) => format!(
+            "; network.allowedHosts ({hosts}) is not used: worker egress is not restricted (set network.egress: restricted to run the egress gateway)"
+        ),
+    }
 }
 
 fn note(repairs: &mut Vec<String>, kind: &str, object: &impl Resource, change: ChildChange) {

@@ -100,7 +100,10 @@ async fn reconcile_foundry(
     let mut steps = Vec::new();
     if security.is_ok() {
         // Isolation first: no later step may leave workers running unisolated.
-        steps.push(cluster::apply_network_isolation(&ctx.client, foundry).await);
+        steps.push(
+            cluster::apply_network_isolation(&ctx.client, foundry, &ctx.config.worker.binary_image)
+                .await,
+        );
         steps.push(cluster::check_sandbox(&ctx.client, foundry).await);
     }
     let mut rotation = None;
