@@ -406,6 +406,22 @@ pub struct NetworkSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub allowed_hosts: Vec<AllowedHost>,
+    /// How `allowedHosts` is enforced: `gateway` (default; the foundry's egress gateway, any
+    /// CNI) or `cilium` (a `CiliumNetworkPolicy` with `toFQDNs` instead of the gateway; needs
+    /// Cilium, whose CRD the operator checks for). Trade-offs in docs/egress.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_enforcement: Option<HostEnforcement>,
+}
+
+/// Who enforces `network.allowedHosts`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum HostEnforcement {
+    /// The operator's egress gateway (HTTP CONNECT proxy) per foundry.
+    #[default]
+    Gateway,
+    /// Cilium's DNS proxy, through a `CiliumNetworkPolicy` with `toFQDNs`.
+    Cilium,
 }
 
 /// A host workers may reach through the egress gateway.

@@ -26,7 +26,7 @@ use super::worker_job::{
 };
 use super::{BuildError, controller_owner_ref, labels, names, namespace_of};
 use crate::crd::VideoFoundry;
-use crate::crd::video_foundry::EgressMode;
+use crate::crd::video_foundry::{EgressMode, HostEnforcement};
 
 /// Port of the proxy.
 pub const PROXY_PORT: u16 = 3128;
@@ -66,16 +66,27 @@ pub struct GatewayObjects {
     pub service: Service,
 }
 
-/// Whether the foundry gets a gateway: `restricted` egress and at least one approved host.
-/// (In `production`, egress stays `blocked` unless the admin sets `restricted`, which is
-/// reported; with `blocked` or `open` the approved hosts are not used.)
-pub fn gateway_enabled(foundry: &VideoFoundry) -> Result<bool, BuildError> {
-    let hosts = foundry
+/// How the foundry's approved hosts are enforced, or `None` when they are not used: they are
+/// used with `restricted` egress and at least one approved host. (In `production`, egress stays
+/// `blocked` unless the admin sets `restricted`, which is reported; with `blocked` or `open`
+/// the approved hosts are not used.)
+pub fn named_egress(foundry: &VideoFoundry) -> Result<Option<HostEnforcement>, BuildError> {
+    let Some(network) = foundry
         .spec
         .network
         .as_ref()
-        .is_some_and(|n| !n.allowed_hosts.is_empty());
-    Ok(hosts && effective_egress(foundry)? == EgressMode::Restricted)
+        .filter(|n| !n.allowed_hosts.is_empty())
+    else {
+        return Ok(None);
+    };
+    Ok((effective_egress(foundry)? == EgressMode::Restricted)
+        .then(|| network.host_enforcement.unwrap_or_default()))
+}
+
+/// Whether the foundry gets a gateway: its approved hosts are used and enforced by the gateway
+/// (not by Cilium).
+pub fn gateway_enabled(foundry: &VideoFoundry) -> Result<bool, BuildError> {
+    Ok(named_egress(foundry)? == Some(HostEnforcement::Gateway))
 }
 
 /// The gateway's objects, or `None` when the foundry has no gateway. `image` is the operator's

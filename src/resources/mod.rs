@@ -9,6 +9,7 @@
 //! RuntimeClass) → per render: Secret → Job. The NetworkPolicies must exist before any Job, so a
 //! worker never runs a moment without isolation (DESIGN.md §4.3).
 
+pub mod cilium_policy;
 pub mod egress_gateway;
 pub mod labels;
 pub mod names;

@@ -115,12 +115,14 @@ pub async fn vet_render(client: &Client, namespace: &str, render: &RenderJob) ->
     }
 }
 
-/// The hosts workers can reach by name: the foundry's `network.allowedHosts` while its egress
-/// gateway runs, none otherwise (vetting then refuses API nodes and URL sources by host).
+/// The hosts workers can reach by name: the foundry's `network.allowedHosts` while they are
+/// enforced (egress gateway or Cilium), none otherwise (vetting then refuses API nodes and URL
+/// sources by host).
 fn hosts_in_force(foundry: &VideoFoundry) -> Result<crate::egress::Policy, String> {
-    let gateway =
-        crate::resources::egress_gateway::gateway_enabled(foundry).map_err(|e| e.to_string())?;
-    let hosts = match (&foundry.spec.network, gateway) {
+    let enforced = crate::resources::egress_gateway::named_egress(foundry)
+        .map_err(|e| e.to_string())?
+        .is_some();
+    let hosts = match (&foundry.spec.network, enforced) {
         (Some(network), true) => network.allowed_hosts.clone(),
         _ => Vec::new(),
     };

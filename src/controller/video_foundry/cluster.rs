@@ -7,6 +7,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::status::StepOutcome;
@@ -14,6 +15,7 @@ use crate::controller::apply::{ChildChange, ensure_applied};
 use crate::crd::VideoFoundry;
 use crate::crd::conditions::types;
 use crate::crd::video_foundry::SandboxType;
+use crate::resources::cilium_policy::{self, CiliumNetworkPolicy};
 use crate::resources::egress_gateway::GatewayObjects;
 use crate::resources::{self, BuildError, names, runtime_class};
 
@@ -67,6 +69,46 @@ pub async fn apply_network_isolation(
         }
         Err((kind, error)) => return api_failure(condition, &namespace, kind, &error),
     };
+    let cilium = match cilium_policy::build_cilium_policy(foundry) {
+        Ok(cilium) => cilium,
+        Err(error) => return build_failure(condition, &error),
+    };
+    let cilium_note = match ensure_cilium(client, &namespace, foundry, cilium.as_ref()).await {
+        Ok(CiliumState::Applied(change)) => {
+            if let Some(policy) = &cilium {
+                note(&mut repairs, "CiliumNetworkPolicy", policy, change);
+            }
+            cilium
+                .as_ref()
+                .map(|policy| format!("; approved hosts {CILIUM_RUNNING} {}", policy.name_any()))
+                .unwrap_or_default()
+        }
+        Ok(CiliumState::NotInstalled) => {
+            return StepOutcome::failed(
+                condition,
+                "CiliumNotInstalled",
+                format!(
+                    "network.hostEnforcement is cilium but the cluster does not serve {} (CRD {}); install Cilium or set hostEnforcement: gateway",
+                    "CiliumNetworkPolicy",
+                    cilium_policy::CILIUM_POLICY_CRD
+                ),
+                true,
+            );
+        }
+        Err(("CustomResourceDefinition", kube::Error::Api(status))) if status.is_forbidden() => {
+            return StepOutcome::failed(
+                condition,
+                "Forbidden",
+                format!(
+                    "network.hostEnforcement is cilium but the operator may not read CRD {}: {}; install the chart with cilium.enabled: true",
+                    cilium_policy::CILIUM_POLICY_CRD,
+                    status.message
+                ),
+                false,
+            );
+        }
+        Err((kind, error)) => return api_failure(condition, &namespace, kind, &error),
+    };
     let names: Vec<String> = objects
         .network_policies
         .iter()
@@ -76,7 +118,7 @@ pub async fn apply_network_isolation(
         condition,
         REASON_APPLIED,
         format!(
-            "worker ingress denied and egress limited by NetworkPolicies {}{gateway_note}",
+            "worker ingress denied and egress limited by NetworkPolicies {}{gateway_note}{cilium_note}",
             names.join(", ")
         ),
     )
@@ -130,6 +172,57 @@ async fn ensure_gateway(
         .map_err(|e| ("Service", e))?;
     note(&mut repairs, "Service", &gateway.service, change);
     Ok(repairs)
+}
+
+/// Words of the NetworkIsolated message of a foundry whose hosts Cilium enforces.
+const CILIUM_RUNNING: &str = "enforced by CiliumNetworkPolicy";
+
+/// What became of the foundry's CiliumNetworkPolicy.
+enum CiliumState {
+    /// Applied (or removed, or never needed).
+    Applied(ChildChange),
+    /// The foundry asks for Cilium, and the cluster does not serve its policies.
+    NotInstalled,
+}
+
+/// Applies the foundry's CiliumNetworkPolicy once the cluster is seen to serve the kind, or
+/// deletes it when the foundry no longer uses Cilium.
+async fn ensure_cilium(
+    client: &Client,
+    namespace: &str,
+    foundry: &VideoFoundry,
+    policy: Option<&CiliumNetworkPolicy>,
+) -> Result<CiliumState, (&'static str, kube::Error)> {
+    let ran = foundry.status.as_ref().is_some_and(|status| {
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == types::NETWORK_ISOLATED && c.message.contains(CILIUM_RUNNING))
+    });
+    if policy.is_none() && !ran {
+        // A foundry that never used Cilium costs no request here.
+        return Ok(CiliumState::Applied(ChildChange::Unchanged));
+    }
+    let served = Api::<CustomResourceDefinition>::all(client.clone())
+        .get_opt(cilium_policy::CILIUM_POLICY_CRD)
+        .await
+        .map_err(|e| ("CustomResourceDefinition", e))?
+        .is_some();
+    let policies: Api<CiliumNetworkPolicy> = Api::namespaced(client.clone(), namespace);
+    match (policy, served) {
+        (Some(_), false) => Ok(CiliumState::NotInstalled),
+        (Some(policy), true) => ensure_applied(&policies, policy)
+            .await
+            .map(CiliumState::Applied)
+            .map_err(|e| ("CiliumNetworkPolicy", e)),
+        (None, false) => Ok(CiliumState::Applied(ChildChange::Unchanged)),
+        (None, true) => {
+            delete_if_present(&policies, &cilium_policy::policy_name(&foundry.name_any()))
+                .await
+                .map_err(|e| ("CiliumNetworkPolicy", e))?;
+            Ok(CiliumState::Applied(ChildChange::Unchanged))
+        }
+    }
 }
 
 /// Deletes `name` when it exists (a gateway the foundry no longer wants); 404 is success.
