@@ -8,6 +8,7 @@ pub mod crd;
 pub mod http;
 pub mod metrics;
 pub mod postgres;
+pub mod provisioning;
 pub mod resources;
 pub mod secrets;
 pub mod security_profile;

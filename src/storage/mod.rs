@@ -24,8 +24,8 @@ pub use foundry::{DefaultEncryption, FoundryStorage};
 pub use keys::{Area, KeyError, ObjectKey, TenantScope};
 pub use presign::{ObjectEncryption, PresignedRequest, WorkerAccess};
 
-use crate::controller::video_foundry::status::StepOutcome;
 use crate::crd::conditions::types::STORAGE_READY;
+use crate::provisioning::StepOutcome;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
