@@ -251,7 +251,7 @@ pub async fn provision_with(
 }
 
 /// The advisory lock key of a foundry's provisioning runs.
-fn provisioning_lock(db: &FoundryDatabase) -> String {
+pub(crate) fn provisioning_lock(db: &FoundryDatabase) -> String {
     format!("videofoundry:{}", db.schema)
 }
 
@@ -377,7 +377,7 @@ async fn provision_on(
 }
 
 /// Fails clearly when the connecting role cannot provision. Returns whether it is a superuser.
-async fn check_provisioner(conn: &mut PgConnection) -> Result<bool, Error> {
+pub(crate) async fn check_provisioner(conn: &mut PgConnection) -> Result<bool, Error> {
     let (superuser, createrole): (bool, bool) =
         sqlx::query_as("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
             .fetch_one(&mut *conn)

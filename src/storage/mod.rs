@@ -16,6 +16,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod policy;
 pub mod presign;
+pub mod reclaim;
 
 pub use connection::S3Connection;
 pub use ensure::{EncryptionState, EnsureReport, StorageCondition};

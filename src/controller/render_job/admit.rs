@@ -111,6 +111,15 @@ pub fn ready_foundry(foundry: Option<&VideoFoundry>) -> Result<&VideoFoundry, (S
             "the render's VideoFoundry does not exist".to_owned(),
         ));
     };
+    if foundry.metadata.deletion_timestamp.is_some() {
+        return Err((
+            "FoundryDeleting".to_owned(),
+            format!(
+                "VideoFoundry {} is being deleted; no new render starts for it (re-create the foundry, then the render)",
+                foundry.name_any()
+            ),
+        ));
+    }
     let ready = foundry
         .status
         .as_ref()
