@@ -6,7 +6,7 @@
 
 use sqlx::{Connection as _, PgConnection, PgPool};
 
-use super::provision::{DEFAULT_LOCK_TIMEOUT, check_provisioner, execute, provisioning_lock};
+use super::provision::{DEFAULT_LOCK_TIMEOUT, blocked, check_provisioner, execute, lock_foundry};
 use super::sql::quote_ident;
 use super::{Error, FoundryDatabase};
 
@@ -28,7 +28,12 @@ pub async fn deprovision(admin: &PgPool, db: &FoundryDatabase) -> Result<Deprovi
         .await
         .map_err(|e| Error::from_sqlx("connecting", e))?
         .detach();
-    let outcome = deprovision_on(&mut conn, db).await;
+    // Serialised with provisioning runs of the same foundry (another replica, the migrate CLI).
+    let outcome = match lock_foundry(&mut conn, db, DEFAULT_LOCK_TIMEOUT).await {
+        Ok(true) => deprovision_on(&mut conn, db).await,
+        Ok(false) => Err(blocked(admin, db, DEFAULT_LOCK_TIMEOUT).await),
+        Err(error) => Err(error),
+    };
     // The advisory lock ends with the session.
     let _closed = conn.close().await;
     outcome
@@ -40,12 +45,6 @@ async fn deprovision_on(
 ) -> Result<DeprovisionReport, Error> {
     let timeout = format!("SET lock_timeout = {}", DEFAULT_LOCK_TIMEOUT.as_millis());
     execute(conn, "setting the lock timeout", timeout).await?;
-    // Serialised with provisioning runs of the same foundry (another replica, the migrate CLI).
-    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-        .bind(provisioning_lock(db))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| Error::from_sqlx("locking the foundry", e))?;
     check_provisioner(conn).await?;
 
     let roles: Vec<String> = db.roles.all().iter().map(|r| (*r).to_owned()).collect();

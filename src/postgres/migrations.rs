@@ -30,6 +30,10 @@ pub async fn run_migrations(
         quote_ident(MIGRATIONS_TABLE)
     );
     migrator.dangerous_set_table_name(table);
+    // No sqlx lock: it is one per database, so a foundry's `CREATE INDEX CONCURRENTLY` (which
+    // waits for every older snapshot in the database) and another foundry's migration blocked
+    // on that lock would deadlock. Each foundry's runs are serialised by its own lock instead.
+    migrator.set_locking(false);
 
     let before = applied_versions(conn, &db.schema).await?;
     let session = format!(
@@ -171,12 +175,10 @@ pub async fn upgrade_all(
         super::provision::execute(&mut conn, "setting the lock timeout", timeout).await?;
         let mut upgraded = Vec::new();
         for db in foundry_schemas(&mut conn).await? {
+            if !super::provision::lock_foundry(&mut conn, &db, lock_timeout).await? {
+                return Err(super::provision::blocked(admin, &db, lock_timeout).await);
+            }
             let lock = super::provision::provisioning_lock(&db);
-            sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-                .bind(&lock)
-                .execute(&mut conn)
-                .await
-                .map_err(|e| Error::from_sqlx("locking the foundry", e))?;
             let applied = run_migrations(&mut conn, &db, None).await;
             sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
                 .bind(&lock)
