@@ -317,7 +317,9 @@ async fn two_foundries_share_backends_retain_is_adopted_and_delete_removes_only_
     vaultrs::sys::policy::set(bao.root.client(), &policy_name, &policy)
         .await
         .unwrap();
-    let (_session, token) = bao.session_with_policies(&[policy_name.clone()]).await;
+    let (_session, token) = bao
+        .session_with_policies(std::slice::from_ref(&policy_name))
+        .await;
     use secrecy::ExposeSecret as _;
     put_secret(
         &client,

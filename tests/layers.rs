@@ -2,6 +2,8 @@
 //! reverse. A backend that reached into `controller/` (as `storage/` once did for `StepOutcome`)
 //! would tie it to one controller and make it impossible to reuse from the CLI or a test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 /// Modules that must not depend on `controller` or `cli`.
