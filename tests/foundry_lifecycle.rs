@@ -566,6 +566,19 @@ async fn two_foundries_share_backends_retain_is_adopted_and_delete_removes_only_
     let _ = admin.close().await;
     let_go(&client, ns).await;
     operator.stop().await;
+    drop_database(&backends, &db_name).await;
+}
+
+/// Drops a test's database (its foundries' roles are gone already).
+async fn drop_database(backends: &Backends, name: &str) {
+    let options = sqlx::postgres::PgConnectOptions::from_str(&backends.postgres_url).unwrap();
+    let mut server = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(&mut server)
+        .await
+        .unwrap();
+    let _ = server.close().await;
 }
 
 fn merge_all(mut base: Value, extra: Value) -> Value {
@@ -629,6 +642,27 @@ async fn a_backend_down_keeps_the_finalizer_and_names_the_step_until_it_is_back_
     let hard = quota.spec.unwrap().hard.unwrap();
     assert_eq!(hard["pods"].0, "23");
     assert_eq!(hard["requests.nvidia.com/gpu"].0, "2");
+    // Enforced by the API server (once the quota controller has counted the namespace): a pod
+    // asking for more GPUs than the cap is refused, whoever creates it.
+    wait_for(
+        &quotas,
+        "studio-c-workers",
+        "the quota counted",
+        |q: &ResourceQuota| q.status.as_ref().and_then(|s| s.hard.as_ref()).is_some(),
+    )
+    .await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+    let greedy = serde_json::from_value(json!({
+        "metadata": {"name": "greedy"},
+        "spec": {"containers": [{"name": "c", "image": "registry.example/x:1",
+            "resources": {"requests": {"nvidia.com/gpu": "3"}, "limits": {"nvidia.com/gpu": "3"}}}]}
+    }))
+    .unwrap();
+    let refused = pods
+        .create(&PostParams::default(), &greedy)
+        .await
+        .expect_err("a pod over the GPU cap was admitted");
+    assert!(refused.to_string().contains("exceeded quota"), "{refused}");
 
     // The database "goes down": the admin URL points at a closed port.
     let closed = harness::free_address();
@@ -713,8 +747,10 @@ async fn a_backend_down_keeps_the_finalizer_and_names_the_step_until_it_is_back_
         "the quotas went with their foundries"
     );
     let _ = admin.close().await;
+    pool.close().await;
     let_go(&client, ns).await;
     operator.stop().await;
+    drop_database(&backends, &db_name).await;
 }
 
 /// `host:port` of a postgres URL.
