@@ -252,6 +252,25 @@ mod tests {
     }
 
     #[test]
+    fn removing_a_foundry_keeps_every_other_statement() {
+        let a = storage("vfaaaaaaaaaaaaaaaa", "a/");
+        let mut b = storage("vfbbbbbbbbbbbbbbbb", "b/");
+        b.tenant_principal = Some("arn:aws:iam::123456789012:role/other".into());
+        let both = merged_policy(Some(&merged_policy(None, &a)), &b);
+        let rest = policy_without(Some(&both), &a.id).unwrap().unwrap();
+        assert_eq!(rest, merged_policy(None, &b), "TLS and B's statements stay");
+        assert_eq!(
+            policy_without(Some(&rest), &a.id),
+            None,
+            "nothing left to remove"
+        );
+        let only_b_statements =
+            json!({"Version": "2012-10-17", "Statement": foundry_statements(&b)});
+        assert_eq!(policy_without(Some(&only_b_statements), &b.id), Some(None));
+        assert_eq!(policy_without(None, &b.id), None);
+    }
+
+    #[test]
     fn merging_keeps_other_foundries_and_replaces_its_own() {
         let a = storage("vfaaaa", "studio-a/");
         let b = storage("vfbbbb", "studio-b/");
