@@ -52,6 +52,11 @@ path "database/creds/videofoundry-*" {
 path "sys/leases/revoke/database/creds/videofoundry-*" {
   capabilities = ["update"]
 }
+# Deleting a foundry with reclaimPolicy Delete revokes all of its role's leases at once (a
+# sudo-protected endpoint; the path still confines it to videofoundry-* roles).
+path "sys/leases/revoke-prefix/database/creds/videofoundry-*" {
+  capabilities = ["update", "sudo"]
+}
 
 # Checks a token at login (also in the `default` policy, which a role may leave out).
 path "auth/token/lookup-self" {

@@ -9,6 +9,7 @@ pub mod egress;
 pub mod http;
 pub mod metrics;
 pub mod postgres;
+pub mod provisioning;
 pub mod resources;
 pub mod secrets;
 pub mod security_profile;

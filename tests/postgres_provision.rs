@@ -323,7 +323,7 @@ async fn migrations_upgrade_a_foundry_at_the_previous_version() {
         .filter(|c| c.kind == ChangeKind::MigrationApplied)
         .map(|c| c.object.as_str())
         .collect();
-    assert_eq!(migrations, ["2", "4"]);
+    assert_eq!(migrations, ["2", "4", "5"]);
     // The pre-existing tables had no RLS: that is reported as repaired drift.
     assert!(
         report

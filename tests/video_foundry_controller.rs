@@ -13,6 +13,7 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 use videofoundry::controller::{Context, video_foundry};
 use videofoundry::crd::VideoFoundry;
+use videofoundry::crd::video_foundry::FINALIZER;
 
 const NAMESPACE_URI: &str = "/api/v1/namespaces/render";
 const POLICIES_URI: &str = "/apis/networking.k8s.io/v1/namespaces/render/networkpolicies/";
@@ -30,6 +31,8 @@ fn production_foundry(status: Option<serde_json::Value>) -> VideoFoundry {
     let mut object: serde_json::Value = serde_yaml::from_str(&text).unwrap();
     object["metadata"]["uid"] = json!("0b6e4f0e-0000-4000-8000-00000000f00d");
     object["metadata"]["generation"] = json!(4);
+    // As the API server holds it after the first reconcile added the finalizer.
+    object["metadata"]["finalizers"] = json!([FINALIZER]);
     if let Some(status) = status {
         object["status"] = status;
     }
@@ -99,7 +102,20 @@ async fn expect_isolation_applied(server: &mut MockApiServer) -> Vec<serde_json:
         json!(["Ingress", "Egress"]),
         "default deny first"
     );
+    expect_no_quota(server).await;
     applied
+}
+
+/// Answers the reads of the namespace quota and LimitRange with 404: the foundry sets no
+/// `spec.quota`, so the operator only checks that none of its own is left to remove.
+async fn expect_no_quota(server: &mut MockApiServer) {
+    for kind in ["resourcequotas", "limitranges"] {
+        let read = server
+            .expect_status(404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}))
+            .await;
+        assert_eq!(read.method, http::Method::GET);
+        assert_eq!(read.uri, format!("{NAMESPACE_URI}/{kind}/studio-workers"));
+    }
 }
 
 /// Answers the reads of the ServiceAccount and NetworkPolicies with `stored` (as the API server
@@ -112,6 +128,7 @@ async fn expect_isolation_unchanged(server: &mut MockApiServer, stored: &[serde_
         let read = server.expect(held).await;
         assert_eq!(read.method, http::Method::GET, "{}", read.uri);
     }
+    expect_no_quota(server).await;
 }
 
 /// Answers the reads of the foundry's credential Secrets (database URL, Vault CA, S3 keys) with
@@ -263,6 +280,29 @@ async fn a_foundry_of_another_installation_gets_not_a_single_request() {
     let task = spawn_reconcile(&ctx, claimed);
     assert_eq!(task.await.unwrap(), Action::await_change());
     server.assert_idle();
+}
+
+#[tokio::test]
+async fn the_finalizer_is_added_before_anything_is_provisioned() {
+    let (ctx, mut server) = context();
+    let mut foundry = production_foundry(None);
+    foundry.metadata.finalizers = Some(vec!["example.com/keep".to_owned()]);
+    let task = spawn_reconcile(&ctx, foundry);
+    let patch = server.expect(echo()).await;
+    assert_eq!(patch.method, http::Method::PATCH);
+    assert_eq!(
+        patch.uri,
+        "/apis/videofoundry.dev/v1alpha1/namespaces/render/videofoundries/studio?"
+    );
+    // A JSON patch that tests the list it extends, so another controller's finalizer stays.
+    assert_eq!(
+        patch.body,
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": ["example.com/keep"]},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ])
+    );
+    task.abort();
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::controller::approved_node_list::validate::validate;
+use crate::vetting::approved_list::validate;
 use crate::vetting::import::{read_lists, to_manifest};
 
 /// Arguments of `import-allowlist`.

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::Connection as _;
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::postgres::{self, Error, FoundryDatabase, ProvisionInput, ProvisionReport, TenantKey};
 
 /// Arguments of `migrate`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("foundry").required(true).args(["name", "schema"])))]
+#[command(group(clap::ArgGroup::new("foundry").required(true).args(["name", "schema", "all_foundries"])))]
 pub struct MigrateArgs {
     /// PostgreSQL URL of a superuser, or of a role with CREATEROLE and CREATE on the database,
     /// e.g. postgres://admin:PASSWORD@db:5432/videofoundry. Never printed.
@@ -32,6 +33,13 @@ pub struct MigrateArgs {
     /// Use this schema (and roles named after it) instead of deriving them from a VideoFoundry.
     #[arg(long, conflicts_with_all = ["namespace", "name"], value_name = "SCHEMA")]
     pub schema: Option<String>,
+
+    /// Upgrade every foundry in the database ahead of the operator: apply the pending embedded
+    /// migrations to each foundry schema (one with a migrations table and an `<schema>_owner`
+    /// role), nothing else. Grants and policies for what a migration adds follow at the
+    /// foundry's next reconcile.
+    #[arg(long, conflicts_with_all = ["namespace", "name", "schema", "application_password_file", "tenant_key_file"])]
+    pub all_foundries: bool,
 
     /// File holding the application role's password. When it exists, that password is set on
     /// the role; when it does not, a new password is generated, set, and written there (mode
@@ -63,11 +71,15 @@ fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
 
 /// Runs `migrate` and prints what changed; exits 1 with a clear reason on failure.
 pub async fn execute(args: MigrateArgs) -> ExitCode {
-    match run(&args).await {
-        Ok(report) => {
-            print_report(&report);
-            ExitCode::SUCCESS
-        }
+    let outcome = if args.all_foundries {
+        upgrade_all(&args)
+            .await
+            .map(|upgraded| print_upgrades(&upgraded))
+    } else {
+        run(&args).await.map(|report| print_report(&report))
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             let url = args.database_url.expose_secret();
             eprintln!("error: {}", redact_password(&message, url));
@@ -83,30 +95,8 @@ async fn run(args: &MigrateArgs) -> Result<ProvisionReport, String> {
         _ => return Err("give either --namespace and --name, or --schema".into()),
     }
     .map_err(|e| e.to_string())?;
-
-    let options = PgConnectOptions::from_str(args.database_url.expose_secret())
-        .map_err(|e| format!("invalid --database-url: {e}"))?;
-    let server = format!(
-        "server {}:{}, database {}, user {}",
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("(default)"),
-        options.get_username()
-    );
-    let with_server = |e: Error| format!("{} ({server})", describe(&e));
-
-    // One direct connection first: a pool would hide the reason behind "pool timed out".
-    let timeout = Duration::from_secs(args.connect_timeout);
-    let probe = postgres::probe(&options, timeout)
-        .await
-        .map_err(with_server)?;
-    let _closed = probe.close().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(timeout)
-        .connect_with(options)
-        .await
-        .map_err(|e| with_server(Error::from_sqlx("connecting", e)))?;
+    let (pool, with_server) = connect(args).await?;
+    let with_server = |e: Error| with_server(&e);
 
     let (password, write_to) = match &args.application_password_file {
         None => (None, None),
@@ -143,6 +133,60 @@ async fn run(args: &MigrateArgs) -> Result<ProvisionReport, String> {
         .map_err(with_server)?;
     pool.close().await;
     Ok(report)
+}
+
+/// Connects with `--database-url`; the closure describes an error with the server it came from.
+async fn connect(args: &MigrateArgs) -> Result<(PgPool, impl Fn(&Error) -> String), String> {
+    let options = PgConnectOptions::from_str(args.database_url.expose_secret())
+        .map_err(|e| format!("invalid --database-url: {e}"))?;
+    let server = format!(
+        "server {}:{}, database {}, user {}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("(default)"),
+        options.get_username()
+    );
+    let with_server = move |e: &Error| format!("{} ({server})", describe(e));
+
+    // One direct connection first: a pool would hide the reason behind "pool timed out".
+    let timeout = Duration::from_secs(args.connect_timeout);
+    let probe = postgres::probe(&options, timeout)
+        .await
+        .map_err(|e| with_server(&e))?;
+    let _closed = probe.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(timeout)
+        .connect_with(options)
+        .await
+        .map_err(|e| with_server(&Error::from_sqlx("connecting", e)))?;
+
+    Ok((pool, with_server))
+}
+
+/// `--all-foundries`: the pending migrations of every foundry schema in the database.
+async fn upgrade_all(args: &MigrateArgs) -> Result<Vec<(FoundryDatabase, Vec<i64>)>, String> {
+    let (pool, with_server) = connect(args).await?;
+    let upgraded = postgres::upgrade_all(&pool, Duration::from_secs(args.lock_timeout.max(1)))
+        .await
+        .map_err(|e| with_server(&e));
+    pool.close().await;
+    upgraded
+}
+
+/// One line per foundry schema: the versions applied, or that it was up to date.
+fn print_upgrades(upgraded: &[(FoundryDatabase, Vec<i64>)]) {
+    if upgraded.is_empty() {
+        println!("no foundry schemas in this database");
+    }
+    for (db, applied) in upgraded {
+        if applied.is_empty() {
+            println!("{}: up to date", db.schema);
+        } else {
+            let versions: Vec<String> = applied.iter().map(i64::to_string).collect();
+            println!("{}: applied migrations {}", db.schema, versions.join(", "));
+        }
+    }
 }
 
 /// The error and its causes, one line (the driver's detail explains e.g. a refused connection).

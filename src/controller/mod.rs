@@ -6,6 +6,7 @@ pub mod approved_node_list;
 mod backoff;
 pub mod error;
 pub mod events;
+pub mod finalizers;
 mod leader;
 pub mod ownership;
 pub mod render_job;

@@ -19,6 +19,9 @@ pub mod types {
     pub const SANDBOX_READY: &str = "SandboxReady";
     /// Some setting is weaker than the execution mode's default; the message lists which.
     pub const SECURITY_RELAXED: &str = "SecurityRelaxed";
+    /// VideoFoundry being deleted: whether its reclaim policy has been carried out (each failing
+    /// step named in the reason).
+    pub const RECLAIMED: &str = "Reclaimed";
     /// The workflow was vetted against the foundry's ApprovedNodeLists.
     pub const VETTED: &str = "Vetted";
     /// The worker Job exists.

@@ -13,6 +13,12 @@ use serde::{Deserialize, Serialize};
 use super::conditions::conditions_schema;
 use super::{LocalObjectRef, SecretKeyRef};
 
+/// The finalizer that runs the foundry's reclaim policy before it goes.
+pub const FINALIZER: &str = "videofoundries.videofoundry.dev/cleanup";
+/// Annotation by which an admin who accepts the loss lets a foundry go although a reclaim step
+/// fails: the failing steps are skipped and what they left behind is named in an Event.
+pub const SKIP_RECLAIM_ANNOTATION: &str = "videofoundry.dev/skip-reclaim";
+
 /// One render platform installation: Postgres tenancy, Vault secrets, a hardened bucket,
 /// default-deny worker networking and a gVisor sandbox, secure by default.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -37,6 +43,11 @@ use super::{LocalObjectRef, SecretKeyRef};
 #[x_kube(validation = Rule::new("self.executionMode == 'developer' || !has(self.storage.encryption) || self.storage.encryption.mode != 'none'").message("storage.encryption.mode none is only allowed in developer mode"))]
 #[x_kube(validation = Rule::new("!has(self.network) || !has(self.network.allowedHosts) || self.network.allowedHosts.all(h, self.network.allowedHosts.exists_one(o, o.host == h.host))").message("network.allowedHosts lists a host more than once"))]
 #[x_kube(validation = Rule::new("!has(self.network) || !has(self.network.allowedHosts) || self.network.allowedHosts.all(h, !h.host.startsWith('*.') || !has(h.internalCidrs))").message("network.allowedHosts: internal address ranges can only be approved for an exact host name, not a wildcard"))]
+// Fields that name where tenant data lives are immutable: changing one would orphan the data
+// (schema, objects, secrets) under the old name and start empty under the new one.
+#[x_kube(validation = Rule::new("self.database.databaseName == oldSelf.database.databaseName").message("database.databaseName is immutable: the foundry's schema and roles live in that database; to move, create a new VideoFoundry and migrate the data"))]
+#[x_kube(validation = Rule::new("self.storage.bucket == oldSelf.storage.bucket && (has(self.storage.prefix) ? self.storage.prefix : '') == (has(oldSelf.storage.prefix) ? oldSelf.storage.prefix : '')").message("storage.bucket and storage.prefix are immutable: tenants' objects live under them; to move, copy the objects and create a new VideoFoundry"))]
+#[x_kube(validation = Rule::new("!has(self.vault) || !has(oldSelf.vault) || (self.vault.kvMount == oldSelf.vault.kvMount && (has(self.vault.pathPrefix) ? self.vault.pathPrefix : '') == (has(oldSelf.vault.pathPrefix) ? oldSelf.vault.pathPrefix : ''))").message("vault.kvMount and vault.pathPrefix are immutable: the foundry's secrets live there; to move, copy the secrets and create a new VideoFoundry"))]
 #[serde(rename_all = "camelCase")]
 pub struct VideoFoundrySpec {
     /// The operator installation that reconciles this foundry (its `installation.className`),
@@ -97,6 +108,27 @@ pub struct VideoFoundrySpec {
     /// How long renders, audit entries and temporary files are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionSpec>,
+
+    /// A ResourceQuota (pods, GPUs) and LimitRange for the foundry's namespace, so the namespace
+    /// is capped independently of the operator. None when unset (and removed when unset again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<NamespaceQuotaSpec>,
+}
+
+/// The namespace quota of a foundry (fits a namespace dedicated to one foundry).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceQuotaSpec {
+    /// Running pods allowed besides the foundry's `workers.maxConcurrentRenders` workers (e.g.
+    /// the platform backend); the quota's `pods` is their sum.
+    #[serde(default)]
+    #[schemars(range(max = 10000))]
+    pub other_pods: u32,
+    /// Most GPUs the namespace's pods may request at once (`requests.nvidia.com/gpu`); no GPU
+    /// cap when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 10000))]
+    pub gpus: Option<u32>,
 }
 
 /// Security profile of a foundry.
@@ -126,7 +158,10 @@ pub struct DatabaseSpec {
     #[serde(default = "default_database_name")]
     #[schemars(regex(pattern = "^[a-z_][a-z0-9_]{0,62}$"))]
     pub database_name: String,
-    /// `Retain` (default) keeps roles and schema when the foundry is deleted; `Delete` drops them.
+    /// What happens to everything the operator made for the foundry when it is deleted:
+    /// `Retain` (default) keeps roles, schema, Vault secrets, policies and auth roles and the
+    /// bucket statements (re-creating a foundry of the same name adopts them); `Delete` revokes
+    /// dynamic credentials and removes them (objects in the bucket: `storage.objectReclaimPolicy`).
     #[serde(default)]
     pub reclaim_policy: ReclaimPolicy,
 }
@@ -281,6 +316,15 @@ pub struct StorageSpec {
     #[serde(default = "default_presign_ttl")]
     #[schemars(regex(pattern = "^([0-9]{1,6}(h|m|s|ms))+$"))]
     pub presign_ttl: String,
+    /// Whether deleting the foundry with `database.reclaimPolicy: Delete` also deletes every
+    /// object (all versions) under the foundry's prefix. `Retain` (default) keeps them: tenant
+    /// files are never deleted as a side effect. Ignored under `reclaimPolicy: Retain`.
+    #[serde(default, skip_serializing_if = "is_retain")]
+    pub object_reclaim_policy: ReclaimPolicy,
+}
+
+fn is_retain(policy: &ReclaimPolicy) -> bool {
+    *policy == ReclaimPolicy::Retain
 }
 
 fn default_true() -> bool {

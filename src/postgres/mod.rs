@@ -4,7 +4,7 @@
 //! claim signed by the foundry's [`TenantKey`]).
 //!
 //! Layout: `names` derives identifiers, `model` is the desired state (pure), `catalog` reads what
-//! the server has, `provision` compares and repairs, `migrations` runs the embedded sqlx
+//! the server has, `provision` compares and repairs, `deprovision` removes a foundry, `migrations` runs the embedded sqlx
 //! migrations inside the foundry's schema, `password` handles the application role's password,
 //! `claim` signs and verifies tenant claims, `keys` keeps the keys that verify them, `functions`
 //! keeps the verifying function and the key guards, `statistics` keeps planner statistics off
@@ -13,6 +13,7 @@
 mod catalog;
 mod claim;
 mod connect;
+mod deprovision;
 mod error;
 mod functions;
 mod keys;
@@ -27,9 +28,10 @@ pub mod tenant;
 
 pub use claim::{CLAIM_SETTING, TENANT_KEY_BYTES, TenantKey};
 pub use connect::{connect_admin, parse_url, probe};
+pub use deprovision::{DeprovisionReport, deprovision};
 pub use error::Error;
 pub use keys::add_tenant_keys;
-pub use migrations::{MIGRATOR, run_migrations};
+pub use migrations::{MIGRATOR, foundry_schemas, run_migrations, upgrade_all};
 pub use model::{SHARED_TABLES, TENANT_TABLES};
 pub use names::{FoundryDatabase, RoleNames};
 pub use password::{generate_password, scram_sha256_verifier, set_role_password};

@@ -237,7 +237,11 @@ pub async fn provision_with(
         input.lock_timeout.as_millis().max(1)
     );
     let mut outcome = match execute(&mut conn, "setting the lock timeout", timeout).await {
-        Ok(()) => provision_on(&mut conn, db, input).await,
+        Ok(()) => match lock_foundry(&mut conn, db, input.lock_timeout).await {
+            Ok(true) => provision_on(&mut conn, db, input).await,
+            Ok(false) => Err(blocked(admin, db, input.lock_timeout).await),
+            Err(error) => Err(error),
+        },
         Err(error) => Err(error),
     };
     // The session (its advisory lock, any SET ROLE left by a failure) ends with the connection.
@@ -251,13 +255,44 @@ pub async fn provision_with(
 }
 
 /// The advisory lock key of a foundry's provisioning runs.
-fn provisioning_lock(db: &FoundryDatabase) -> String {
+pub(crate) fn provisioning_lock(db: &FoundryDatabase) -> String {
     format!("videofoundry:{}", db.schema)
+}
+
+/// How often a run waiting for the foundry's provisioning lock tries again.
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
+/// Takes the foundry's provisioning lock (session-level, released with the connection);
+/// `false` when another session still holds it after `timeout`. Polls `pg_try_advisory_lock`
+/// rather than blocking in `pg_advisory_lock`: a session blocked in a statement holds a
+/// snapshot, `CREATE INDEX CONCURRENTLY` (migration 5) waits for every older snapshot in the
+/// database, and the holder building the index and a blocked waiter would deadlock.
+pub(crate) async fn lock_foundry(
+    conn: &mut PgConnection,
+    db: &FoundryDatabase,
+    timeout: Duration,
+) -> Result<bool, Error> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(provisioning_lock(db))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| Error::from_sqlx("locking the foundry", e))?;
+        if locked {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+    }
 }
 
 /// Who holds the foundry's provisioning lock or a lock on its tables, for [`Error::Blocked`].
 /// Read on a fresh connection; never the sessions' SQL text (it may hold secrets).
-async fn blocked(admin: &PgPool, db: &FoundryDatabase, timeout: Duration) -> Error {
+pub(crate) async fn blocked(admin: &PgPool, db: &FoundryDatabase, timeout: Duration) -> Error {
     #[derive(sqlx::FromRow)]
     struct Holder {
         pid: i32,
@@ -326,11 +361,6 @@ async fn provision_on(
     input: &ProvisionInput<'_>,
 ) -> Result<ProvisionReport, Error> {
     let mut report = ProvisionReport::default();
-    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-        .bind(provisioning_lock(db))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| Error::from_sqlx("locking the foundry", e))?;
     let superuser = check_provisioner(conn).await?;
 
     let mut tx = conn
@@ -377,7 +407,7 @@ async fn provision_on(
 }
 
 /// Fails clearly when the connecting role cannot provision. Returns whether it is a superuser.
-async fn check_provisioner(conn: &mut PgConnection) -> Result<bool, Error> {
+pub(crate) async fn check_provisioner(conn: &mut PgConnection) -> Result<bool, Error> {
     let (superuser, createrole): (bool, bool) =
         sqlx::query_as("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
             .fetch_one(&mut *conn)

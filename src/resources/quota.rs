@@ -25,6 +25,16 @@ pub struct QuotaOptions {
     pub other_pods: u32,
 }
 
+impl QuotaOptions {
+    /// The options the foundry asks for in `spec.quota`; `None` when it asks for no quota.
+    pub fn of(foundry: &VideoFoundry) -> Option<Self> {
+        foundry.spec.quota.as_ref().map(|quota| Self {
+            gpu_cap: quota.gpus,
+            other_pods: quota.other_pods,
+        })
+    }
+}
+
 /// The namespace's ResourceQuota: `pods` = concurrent renders + `other_pods` (only pods that
 /// have not finished count), and `requests.nvidia.com/gpu` when capped.
 pub fn build_resource_quota(

@@ -12,6 +12,7 @@ pub mod generate;
 pub mod kv;
 pub mod layout;
 pub mod plan;
+pub mod reclaim;
 pub mod rotation;
 pub mod tenant_key;
 pub mod vault;

@@ -135,9 +135,9 @@ pub fn secrets_ready(
 /// [`SecretsError::is_transient`] deciding between backoff and waiting for an edit.
 pub fn secrets_step(
     outcome: &Result<SecretsPlan, SecretsError>,
-) -> crate::controller::video_foundry::status::StepOutcome {
-    use crate::controller::video_foundry::status::StepOutcome;
+) -> crate::provisioning::StepOutcome {
     use crate::crd::conditions::types::SECRETS_READY;
+    use crate::provisioning::StepOutcome;
     let (status, reason, message) = secrets_ready(outcome);
     match outcome {
         Ok(_) if status == ConditionStatus::True => {

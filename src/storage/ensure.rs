@@ -277,12 +277,38 @@ impl S3Storage {
                 limit: AWS_POLICY_LIMIT_BYTES,
             });
         }
+        let lifted_block = self
+            .write_policy(&storage.bucket, &desired_text, storage.block_public_access)
+            .await?;
+        changes.push(match (current.is_some(), lifted_block) {
+            (true, false) => "repaired the bucket policy".to_owned(),
+            (false, false) => "set the bucket policy".to_owned(),
+            (true, true) => {
+                "repaired the bucket policy (public access block lifted for the write and restored)"
+                    .to_owned()
+            }
+            (false, true) => {
+                "set the bucket policy (public access block lifted for the write and restored)"
+                    .to_owned()
+            }
+        });
+        Ok(desired_text.len())
+    }
+
+    /// Puts `text` as the bucket policy; returns whether the public access block had to be
+    /// lifted for the write (and was restored).
+    pub(crate) async fn write_policy(
+        &self,
+        bucket: &str,
+        text: &str,
+        may_lift_block: bool,
+    ) -> Result<bool, StorageError> {
         let mut lifted_block = false;
-        let mut put = self.put_policy(&storage.bucket, &desired_text).await;
-        let block_before = self.public_access_block(&storage.bucket).await?;
+        let mut put = self.put_policy(bucket, text).await;
+        let block_before = self.public_access_block(bucket).await?;
         if let Err(failure) = &put
             && matches!(failure.error, StorageError::AccessDenied { .. })
-            && storage.block_public_access
+            && may_lift_block
             && block_before[2]
         {
             // Ceph RGW 16 counts any `Principal: "*"` statement (our TLS deny) as public and
@@ -290,13 +316,12 @@ impl S3Storage {
             // write (the policy is ours and grants nothing public) and restore it at once.
             self.client
                 .delete_public_access_block()
-                .bucket(&storage.bucket)
+                .bucket(bucket)
                 .send()
                 .await
                 .map_err(|e| self.classify("DeletePublicAccessBlock", e).error)?;
-            put = self.put_policy(&storage.bucket, &desired_text).await;
-            self.put_public_access_block(&storage.bucket, block_before)
-                .await?;
+            put = self.put_policy(bucket, text).await;
+            self.put_public_access_block(bucket, block_before).await?;
             lifted_block = true;
         }
         match put {
@@ -313,26 +338,14 @@ impl S3Storage {
                 }
                 if failure.is("PolicyTooLarge") || failure.is("EntityTooLarge") {
                     return Err(StorageError::PolicyTooLarge {
-                        bytes: desired_text.len(),
+                        bytes: text.len(),
                         limit: AWS_POLICY_LIMIT_BYTES,
                     });
                 }
                 return Err(failure.error);
             }
         }
-        changes.push(match (current.is_some(), lifted_block) {
-            (true, false) => "repaired the bucket policy".to_owned(),
-            (false, false) => "set the bucket policy".to_owned(),
-            (true, true) => {
-                "repaired the bucket policy (public access block lifted for the write and restored)"
-                    .to_owned()
-            }
-            (false, true) => {
-                "set the bucket policy (public access block lifted for the write and restored)"
-                    .to_owned()
-            }
-        });
-        Ok(desired_text.len())
+        Ok(lifted_block)
     }
 
     async fn put_policy(&self, bucket: &str, policy: &str) -> Result<(), super::error::Failure> {

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod policy;
 pub mod presign;
+pub mod reclaim;
 
 pub use connection::S3Connection;
 pub use ensure::{EncryptionState, EnsureReport, StorageCondition};
@@ -24,8 +25,8 @@ pub use foundry::{DefaultEncryption, FoundryStorage};
 pub use keys::{Area, KeyError, ObjectKey, TenantScope};
 pub use presign::{ObjectEncryption, PresignedRequest, WorkerAccess};
 
-use crate::controller::video_foundry::status::StepOutcome;
 use crate::crd::conditions::types::STORAGE_READY;
+use crate::provisioning::StepOutcome;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 

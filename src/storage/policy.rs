@@ -149,6 +149,29 @@ pub fn merged_policy(current: Option<&Value>, storage: &FoundryStorage) -> Value
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
+/// The bucket policy without the statements of foundry `foundry_id` (its deletion): `None`
+/// when it holds none of them (nothing to write), `Some(None)` when nothing else is left (the
+/// policy is to be deleted), else the remaining policy. Every other statement, the shared TLS
+/// ones included, is kept as it is.
+pub fn policy_without(current: Option<&Value>, foundry_id: &str) -> Option<Option<Value>> {
+    let statements = statements_of(current);
+    if !statements.iter().any(|s| owned_by(s, foundry_id)) {
+        return None;
+    }
+    let rest: Vec<Value> = statements
+        .into_iter()
+        .filter(|statement| !owned_by(statement, foundry_id))
+        .collect();
+    if rest.is_empty() {
+        return Some(None);
+    }
+    let version = current
+        .and_then(|p| p.get("Version"))
+        .cloned()
+        .unwrap_or_else(|| json!("2012-10-17"));
+    Some(Some(json!({"Version": version, "Statement": rest})))
+}
+
 /// Whether another foundry's statements in `current` already confine `principal` (to its own
 /// prefix). Two foundries cannot share a tenant principal in one bucket: each one's deny outside
 /// its prefix would lock the principal out of the other's.
@@ -226,6 +249,25 @@ mod tests {
             prefix,
             Some("arn:aws:iam::123456789012:role/platform"),
         )
+    }
+
+    #[test]
+    fn removing_a_foundry_keeps_every_other_statement() {
+        let a = storage("vfaaaaaaaaaaaaaaaa", "a/");
+        let mut b = storage("vfbbbbbbbbbbbbbbbb", "b/");
+        b.tenant_principal = Some("arn:aws:iam::123456789012:role/other".into());
+        let both = merged_policy(Some(&merged_policy(None, &a)), &b);
+        let rest = policy_without(Some(&both), &a.id).unwrap().unwrap();
+        assert_eq!(rest, merged_policy(None, &b), "TLS and B's statements stay");
+        assert_eq!(
+            policy_without(Some(&rest), &a.id),
+            None,
+            "nothing left to remove"
+        );
+        let only_b_statements =
+            json!({"Version": "2012-10-17", "Statement": foundry_statements(&b)});
+        assert_eq!(policy_without(Some(&only_b_statements), &b.id), Some(None));
+        assert_eq!(policy_without(None, &b.id), None);
     }
 
     #[test]

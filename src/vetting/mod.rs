@@ -6,6 +6,7 @@
 //! resolved. Every node of every (nested) subgraph is checked. See `docs/vetting.md`.
 
 mod api_format;
+pub mod approved_list;
 mod check;
 pub mod core_nodes;
 mod graph;

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::core_nodes::CoreNodes;
 use super::patterns::{ModelGlob, normalize_repository};
-use crate::controller::approved_node_list::validate::validate;
 use crate::crd::approved_node_list::ApprovedNodeListSpec;
 use crate::crd::video_foundry::{EgressMode, VettingMode};
+use crate::vetting::approved_list::validate;
 
 /// How violations are treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -496,3 +496,73 @@ async fn a_deletion_that_cannot_be_recorded_says_why_and_has_a_way_out() {
         .unwrap();
     cluster::wait_gone(&h.renders(), "orphan").await;
 }
+
+#[tokio::test]
+async fn a_vetted_render_keeps_its_verdict_and_deleting_its_foundry_cancels_it_first() {
+    let Some(h) = Harness::start("rj-life", 4, true).await else {
+        return;
+    };
+    h.foundry_ready().await;
+    let user = h.create_user().await;
+    h.render("kept", &user, APPROVED_WORKFLOW, json!({})).await;
+    h.job("kept").await;
+    let vetted = cluster::wait_for(&h.renders(), "kept", "its Job recorded", |r| {
+        r.status.as_ref().is_some_and(|s| s.job_name.is_some())
+    })
+    .await;
+    let before = vetted.status.unwrap().vetting.unwrap();
+    assert_eq!(
+        before.verdict,
+        videofoundry::crd::render_job::VettingVerdict::Approved
+    );
+
+    // The security team blocks every node the workflow uses: new renders are rejected, the one
+    // already vetted keeps its verdict (the policy is judged once, at submission).
+    let workflow: BTreeMap<String, Value> = serde_json::from_str(APPROVED_WORKFLOW).unwrap();
+    let blocked: Vec<&str> = workflow
+        .values()
+        .map(|node| node["class_type"].as_str().unwrap())
+        .collect();
+    let lists: Api<videofoundry::crd::ApprovedNodeList> =
+        Api::namespaced(h.client.clone(), &h.namespace);
+    lists
+        .patch(
+            "studio-approved",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"blockedNodes": blocked}})),
+        )
+        .await
+        .unwrap();
+    h.render("after", &user, APPROVED_WORKFLOW, json!({})).await;
+    h.phase("after", RenderPhase::Rejected).await;
+    let kept = h.renders().get("kept").await.unwrap();
+    assert_eq!(kept.status.unwrap().vetting.unwrap(), before);
+
+    // Deleting the foundry cancels its unfinished render first (its Job goes), then retains.
+    let foundries: Api<videofoundry::crd::VideoFoundry> =
+        Api::namespaced(h.client.clone(), &h.namespace);
+    let name = foundries.list(&Default::default()).await.unwrap().items[0].name_any();
+    foundries
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let cancelled = h.phase("kept", RenderPhase::Cancelled).await;
+    assert!(cancelled.annotations().contains_key(CANCEL_ANNOTATION));
+    cluster::wait_gone(&foundries, &name).await;
+    let retained = cluster::wait_for_event(&h.client, &h.namespace, "Retained").await;
+    assert!(
+        retained
+            .note
+            .unwrap_or_default()
+            .contains(&h.database.schema),
+        "the Event names the kept schema"
+    );
+    assert!(
+        h.jobs()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

@@ -3,7 +3,6 @@
 //! costs no API write.
 
 pub mod status;
-pub mod validate;
 
 use std::sync::Arc;
 
@@ -63,7 +62,7 @@ async fn reconcile_inner(
     };
     identify(list)?;
 
-    let report = validate::validate(&list.spec);
+    let report = crate::vetting::approved_list::validate(&list.spec);
     let now =
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     let current = list.status.as_ref();

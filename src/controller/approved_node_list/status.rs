@@ -3,10 +3,10 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::validate::ListReport;
 use crate::controller::events::PlannedEvent;
 use crate::crd::approved_node_list::ApprovedNodeListStatus;
 use crate::crd::conditions::{ConditionStatus, set_condition, types};
+use crate::vetting::approved_list::ListReport;
 
 /// Reason of `Ready=True`.
 pub const REASON_VALID: &str = "Valid";

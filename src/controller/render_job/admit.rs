@@ -111,6 +111,31 @@ pub fn ready_foundry(foundry: Option<&VideoFoundry>) -> Result<&VideoFoundry, (S
             "the render's VideoFoundry does not exist".to_owned(),
         ));
     };
+    if foundry.metadata.deletion_timestamp.is_some() {
+        return Err((
+            "FoundryDeleting".to_owned(),
+            format!(
+                "VideoFoundry {} is being deleted; no new render starts for it (re-create the foundry, then the render)",
+                foundry.name_any()
+            ),
+        ));
+    }
+    // Ready for the spec as it is now: after an edit (egress tightened, say) no Job starts until
+    // the foundry controller has applied it (NetworkPolicies first) and recorded the generation.
+    let current = foundry
+        .status
+        .as_ref()
+        .is_some_and(|status| status.observed_generation == foundry.metadata.generation);
+    if !current {
+        return Err((
+            "FoundryChanging".to_owned(),
+            format!(
+                "VideoFoundry {} changed (generation {}) and is not applied yet; renders start once it is",
+                foundry.name_any(),
+                foundry.metadata.generation.unwrap_or_default()
+            ),
+        ));
+    }
     let ready = foundry
         .status
         .as_ref()
@@ -461,6 +486,39 @@ fn have_covers(have: Option<&String>, wanted: Option<&String>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn foundry(generation: i64, observed: i64, ready: &str) -> VideoFoundry {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "videofoundry.dev/v1alpha1", "kind": "VideoFoundry",
+            "metadata": {"name": "studio", "namespace": "media", "generation": generation},
+            "spec": crate::crd::test_support::example_spec("videofoundry-developer.yaml"),
+            "status": {"observedGeneration": observed, "conditions": [{
+                "type": "Ready", "status": ready, "reason": "Provisioned", "message": "",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn renders_start_only_on_a_ready_foundry_whose_latest_spec_is_applied() {
+        assert!(ready_foundry(Some(&foundry(3, 3, "True"))).is_ok());
+        let (reason, message) = ready_foundry(Some(&foundry(4, 3, "True"))).unwrap_err();
+        assert_eq!(reason, "FoundryChanging");
+        assert!(message.contains("generation 4"), "{message}");
+        assert_eq!(
+            ready_foundry(Some(&foundry(3, 3, "False"))).unwrap_err().0,
+            "FoundryNotReady"
+        );
+        let mut deleting = foundry(3, 3, "True");
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(1_767_225_600).unwrap(),
+            ));
+        let (reason, message) = ready_foundry(Some(&deleting)).unwrap_err();
+        assert_eq!(reason, "FoundryDeleting");
+        assert!(message.contains("is being deleted"), "{message}");
+        assert_eq!(ready_foundry(None).unwrap_err().0, "FoundryNotFound");
+    }
 
     #[test]
     fn a_left_over_secret_is_reused_only_while_its_urls_outlive_the_render() {

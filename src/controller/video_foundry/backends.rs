@@ -57,13 +57,20 @@ pub struct SecretsAndDatabase {
 
 /// Hardens the foundry's bucket (or its prefix of a shared bucket).
 pub async fn storage_step(reader: &SecretReader, foundry: &VideoFoundry) -> StepOutcome {
+    match storage_connection(reader, foundry).await {
+        Ok((connection, storage)) => ensure_storage(&connection, &storage).await,
+        Err(failure) => failure,
+    }
+}
+
+/// The foundry's storage and the connection to it, with the credentials from its Secret.
+pub(super) async fn storage_connection(
+    reader: &SecretReader,
+    foundry: &VideoFoundry,
+) -> Result<(S3Connection, FoundryStorage), StepOutcome> {
     let namespace = foundry.namespace().unwrap_or_default();
-    let storage = match FoundryStorage::from_spec(&namespace, &foundry.name_any(), &foundry.spec) {
-        Ok(storage) => storage,
-        Err(error) => {
-            return StepOutcome::failed(STORAGE_READY, "InvalidSpec", error.to_string(), false);
-        }
-    };
+    let storage = FoundryStorage::from_spec(&namespace, &foundry.name_any(), &foundry.spec)
+        .map_err(|e| StepOutcome::failed(STORAGE_READY, "InvalidSpec", e.to_string(), false))?;
     let secret = &foundry.spec.storage.credentials_secret_ref.name;
     let credentials = async {
         let data = reader.secret(secret).await?;
@@ -71,17 +78,14 @@ pub async fn storage_step(reader: &SecretReader, foundry: &VideoFoundry) -> Step
         let secret_key = data.value(SECRET_ACCESS_KEY_KEY)?;
         Ok::<_, CredentialError>((key_id, secret_key, data.optional_bytes(STORAGE_CA_KEY)))
     };
-    let (key_id, secret_key, ca) = match credentials.await {
-        Ok(found) => found,
-        Err(error) => return error.outcome(STORAGE_READY),
-    };
+    let (key_id, secret_key, ca) = credentials.await.map_err(|e| e.outcome(STORAGE_READY))?;
     let connection = S3Connection::from_spec(
         &foundry.spec.storage,
         key_id.expose_secret().to_owned(),
         secret_key,
         ca,
     );
-    ensure_storage(&connection, &storage).await
+    Ok((connection, storage))
 }
 
 /// Ensures `storage` over `connection` and reports it as `StorageReady`.
@@ -338,7 +342,7 @@ async fn vault_steps(
     result
 }
 
-async fn vault_session(
+pub(super) async fn vault_session(
     jwt: &ServiceAccountJwt,
     reader: &SecretReader,
     address: &str,
@@ -498,7 +502,7 @@ pub struct AdminPool {
 
 /// Connects with the admin URL to the foundry's database (created when missing). Outside
 /// developer mode the URL must require TLS (`TlsRequired` otherwise, nothing is connected).
-async fn connect_database(
+pub(super) async fn connect_database(
     url: &SecretString,
     foundry: &VideoFoundry,
 ) -> Result<AdminPool, StepOutcome> {

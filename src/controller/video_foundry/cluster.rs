@@ -5,6 +5,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -17,6 +18,7 @@ use crate::crd::conditions::types;
 use crate::crd::video_foundry::SandboxType;
 use crate::resources::cilium_policy::{self, CiliumNetworkPolicy};
 use crate::resources::egress_gateway::GatewayObjects;
+use crate::resources::quota::QuotaOptions;
 use crate::resources::{self, BuildError, names, runtime_class};
 
 /// Reason of `NetworkIsolated=True`.
@@ -35,7 +37,8 @@ pub async fn apply_network_isolation(
     gateway_image: &str,
 ) -> StepOutcome {
     let condition = types::NETWORK_ISOLATED;
-    let objects = match resources::build_foundry_objects(foundry, None) {
+    let quota = QuotaOptions::of(foundry);
+    let objects = match resources::build_foundry_objects(foundry, quota.as_ref()) {
         Ok(objects) => objects,
         Err(error) => return build_failure(condition, &error),
     };
@@ -109,6 +112,11 @@ pub async fn apply_network_isolation(
         }
         Err((kind, error)) => return api_failure(condition, &namespace, kind, &error),
     };
+    // The namespace quota after the policies: a quota never gates isolation.
+    let quota_note = match apply_quota(client, foundry, &objects, &mut repairs).await {
+        Ok(note) => note,
+        Err((kind, error)) => return api_failure(condition, &namespace, kind, &error),
+    };
     let names: Vec<String> = objects
         .network_policies
         .iter()
@@ -118,7 +126,7 @@ pub async fn apply_network_isolation(
         condition,
         REASON_APPLIED,
         format!(
-            "worker ingress denied and egress limited by NetworkPolicies {}{gateway_note}{cilium_note}",
+            "worker ingress denied and egress limited by NetworkPolicies {}{gateway_note}{cilium_note}{quota_note}",
             names.join(", ")
         ),
     )
@@ -279,6 +287,81 @@ fn gateway_message(foundry: &VideoFoundry, gateway: Option<&GatewayObjects>) -> 
             "; network.allowedHosts ({hosts}) is not used: worker egress is not restricted (set network.egress: restricted to run the egress gateway)"
         ),
     }
+}
+
+/// Applies the ResourceQuota and LimitRange of `spec.quota`, or deletes the ones the operator
+/// made when the foundry no longer asks for them. Returns a note for the condition message.
+async fn apply_quota(
+    client: &Client,
+    foundry: &VideoFoundry,
+    objects: &resources::FoundryObjects,
+    repairs: &mut Vec<String>,
+) -> Result<String, (&'static str, kube::Error)> {
+    let namespace = foundry.namespace().unwrap_or_default();
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &namespace);
+    let ranges: Api<LimitRange> = Api::namespaced(client.clone(), &namespace);
+    let name = resources::names::worker_quota(&foundry.name_any());
+    match &objects.resource_quota {
+        Some(quota) => {
+            let change = ensure_applied(&quotas, quota)
+                .await
+                .map_err(|e| ("ResourceQuota", e))?;
+            note(repairs, "ResourceQuota", quota, change);
+        }
+        None => delete_ours(&quotas, &name, foundry)
+            .await
+            .map_err(|e| ("ResourceQuota", e))?,
+    }
+    match &objects.limit_range {
+        Some(range) => {
+            let change = ensure_applied(&ranges, range)
+                .await
+                .map_err(|e| ("LimitRange", e))?;
+            note(repairs, "LimitRange", range, change);
+        }
+        None => delete_ours(&ranges, &name, foundry)
+            .await
+            .map_err(|e| ("LimitRange", e))?,
+    }
+    Ok(match &objects.resource_quota {
+        Some(quota) => {
+            let hard = quota
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.hard.as_ref())
+                .map(|hard| {
+                    hard.iter()
+                        .map(|(k, v)| format!("{k}={}", v.0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            format!("; namespace capped by ResourceQuota {name} ({hard})")
+        }
+        None => String::new(),
+    })
+}
+
+/// Deletes `name` when it exists and carries the foundry's labels (never an admin's object of
+/// the same name).
+async fn delete_ours<K>(api: &Api<K>, name: &str, foundry: &VideoFoundry) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let Some(existing) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let ours = resources::labels::foundry_labels(&foundry.name_any())
+        .iter()
+        .all(|(k, v)| existing.labels().get(k) == Some(v));
+    if ours {
+        match api.delete(name, &kube::api::DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_not_found() => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 fn note(repairs: &mut Vec<String>, kind: &str, object: &impl Resource, change: ChildChange) {

@@ -7,6 +7,7 @@
 pub mod backends;
 pub mod cluster;
 pub mod credentials;
+pub mod reclaim;
 pub mod status;
 
 use std::sync::Arc;
@@ -95,6 +96,13 @@ async fn reconcile_foundry(
         );
         return Ok(Action::await_change());
     }
+
+    if foundry.meta().deletion_timestamp.is_some() {
+        return reclaim::finalize(foundry, &key, ctx).await;
+    }
+    // Before anything is provisioned, so nothing made for the foundry outlives it unrecorded.
+    let api: kube::Api<VideoFoundry> = kube::Api::namespaced(ctx.client.clone(), &namespace);
+    super::finalizers::ensure(&api, foundry, crate::crd::video_foundry::FINALIZER).await?;
 
     let security = security_profile::resolve(&foundry.spec);
     let mut steps = Vec::new();

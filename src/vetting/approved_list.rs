@@ -1,4 +1,5 @@
-//! Pure validation of an ApprovedNodeList: every entry well-formed, conflicts named.
+//! Pure validation of an ApprovedNodeList (every entry well-formed, conflicts named), shared by
+//! the ApprovedNodeList controller, the vetting policy and the import CLI.
 
 use std::collections::{BTreeMap, BTreeSet};
 
