@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod gitops;
 pub mod kubelet_stand_in;
 pub mod mock_api;
 pub mod structural;

@@ -287,11 +287,13 @@ async fn publish(
     current: &RenderJobStatus,
     next: &RenderJobStatus,
 ) -> Result<(), Error> {
-    if current == next {
+    let mut next = next.clone();
+    status::mark_progress(&mut next, render.meta().generation, now());
+    if *current == next {
         return Ok(());
     }
-    let events = status::events_for_change(Some(current), next);
-    write_status(&rctx.base, render, next, events, ACTION).await
+    let events = status::events_for_change(Some(current), &next);
+    write_status(&rctx.base, render, &next, events, ACTION).await
 }
 
 /// A rejected render: in the audit log once, then final.

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::follow::Observation;
 use crate::controller::events::{PlannedEvent, condition_changes};
-use crate::crd::conditions::{ConditionStatus, ConditionUpdate, find, types};
+use crate::crd::conditions::{ConditionStatus, ConditionUpdate, Progress, find, types};
 use crate::crd::render_job::{RenderJobStatus, RenderPhase, VettingStatus, VettingVerdict};
 
 /// Reason of `Vetted=False`: the workflow is not fully allowed.
@@ -225,6 +225,27 @@ impl StatusChange<'_> {
             self.status.finished_at = Some(at.unwrap_or_else(|| self.now.clone()));
         }
     }
+}
+
+/// Sets kstatus's `Reconciling` / `Stalled` from the phase, with `Ready`'s reason and message:
+/// a render still on its way is reconciling; a rejected, failed or cancelled one is stalled (it
+/// will never succeed, and a GitOps tool waiting on it should stop); a succeeded one carries
+/// neither.
+pub fn mark_progress(status: &mut RenderJobStatus, generation: Option<i64>, now: Time) {
+    let progress = match status.phase {
+        RenderPhase::Succeeded => Progress::Settled,
+        RenderPhase::Rejected | RenderPhase::Failed | RenderPhase::Cancelled => Progress::Stalled,
+        _ => Progress::Reconciling,
+    };
+    let (reason, message) = find(&status.conditions, types::READY)
+        .map(|ready| (ready.reason.clone(), ready.message.clone()))
+        .unwrap_or_else(|| ("Pending".to_owned(), "not reconciled yet".to_owned()));
+    ConditionUpdate {
+        conditions: &mut status.conditions,
+        generation,
+        now,
+    }
+    .progress(progress, &reason, &message);
 }
 
 /// Whether the render has ended for good: nothing about it will change again (the spec is
