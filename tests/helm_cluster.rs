@@ -21,6 +21,7 @@ use common::request_log::{RequestLog, Seen};
 use harness::{APPROVED_WORKFLOW, HOSTILE_WORKFLOW, Harness};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -274,6 +275,12 @@ async fn the_chart_runs_a_render_with_least_privilege_and_leaves_no_orphans() {
             &format!("foundryNamespaces={foundry_ns}"),
             "--set",
             &format!("image.digest=sha256:{}", "0".repeat(64)),
+            // The render's life below also runs under the admission policy (when served).
+            "--set",
+            &format!(
+                "admissionPolicy.enabled={}",
+                admission_policy_served(&admin).await
+            ),
         ],
     );
     succeeded("helm install", &installed);
@@ -571,4 +578,206 @@ async fn helm_install_refuses_unsafe_values_before_touching_the_cluster() {
             "--set {bad} left a release behind"
         );
     }
+}
+
+/// Whether the API server serves ValidatingAdmissionPolicy (v1, or v1beta1 on 1.28-1.29).
+async fn admission_policy_served(client: &Client) -> bool {
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    ["v1", "v1beta1"].iter().any(|version| {
+        let gvk = kube::api::GroupVersionKind::gvk(
+            "admissionregistration.k8s.io",
+            version,
+            "ValidatingAdmissionPolicy",
+        );
+        discovery.resolve_gvk(&gvk).is_some()
+    })
+}
+
+fn worker_pod(name: &str, spec: Value) -> Value {
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"videofoundry.dev/role": "worker", "videofoundry.dev/foundry": "studio"}},
+        "spec": {"runtimeClassName": "gvisor", "automountServiceAccountToken": false,
+                 "containers": [{"name": "worker", "image": "vf.local/busybox:1.35"}]}
+    });
+    if let Value::Object(fields) = spec {
+        for (key, value) in fields {
+            pod["spec"][key] = value;
+        }
+    }
+    pod
+}
+
+/// Creates `object` in `namespace` (dry run unless `persist`): the API server's answer.
+async fn create(
+    client: &Client,
+    namespace: &str,
+    object: &Value,
+    persist: bool,
+) -> Result<(), String> {
+    let params = PostParams {
+        dry_run: !persist,
+        ..Default::default()
+    };
+    let result = match object["kind"].as_str().unwrap() {
+        "Pod" => Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), namespace)
+            .create(&params, &serde_json::from_value(object.clone()).unwrap())
+            .await
+            .map(drop),
+        _ => Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), namespace)
+            .create(&params, &serde_json::from_value(object.clone()).unwrap())
+            .await
+            .map(drop),
+    };
+    result.map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn the_admission_policy_refuses_unsandboxed_workers_in_foundry_namespaces() {
+    let Some(helm_bin) = common::required_tool("helm") else {
+        return;
+    };
+    let Some(client) = cluster::client().await else {
+        return;
+    };
+    if !admission_policy_served(&client).await {
+        assert!(
+            std::env::var_os("VF_TEST_REQUIRE_SERVICES").is_none(),
+            "the API server serves no ValidatingAdmissionPolicy API"
+        );
+        eprintln!(
+            "skipping: the API server serves no ValidatingAdmissionPolicy API (1.28-1.29 need the feature gate and admissionregistration.k8s.io/v1beta1)"
+        );
+        return;
+    }
+    let release_ns = cluster::namespace(&client, "vfo-vap").await;
+    let foundry_ns = cluster::namespace(&client, "vap-foundry").await;
+    let other_ns = cluster::namespace(&client, "vap-other").await;
+    let release = release_name();
+    succeeded(
+        "helm install",
+        &helm(
+            &helm_bin,
+            &[
+                "install",
+                &release,
+                chart().to_str().unwrap(),
+                "--namespace",
+                &release_ns,
+                "--skip-crds",
+                "--set",
+                "admissionPolicy.enabled=true",
+                "--set",
+                &format!("foundryNamespaces={{{foundry_ns}}}"),
+            ],
+        ),
+    );
+
+    // The API server picks a new policy up within a moment: wait (bounded) until it refuses.
+    let unsandboxed = worker_pod("unsandboxed", json!({"runtimeClassName": null}));
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            if let Err(message) = create(&client, &foundry_ns, &unsandboxed, false).await {
+                return message;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .expect("the admission policy refused nothing within 60 s");
+    assert!(
+        refused.contains("runtimeClassName must be one of gvisor"),
+        "{refused}"
+    );
+
+    // An existing RuntimeClass that is not a sandbox (the RuntimeClass admission plugin
+    // refuses unknown ones before the policy sees them). Cluster-scoped: a name of this test's.
+    let runc = format!("{release}-runc");
+    let classes: Api<RuntimeClass> = Api::all(client.clone());
+    classes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": runc}, "handler": "runc"}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    for (name, spec, complaint) in [
+        (
+            "runc",
+            json!({"runtimeClassName": runc}),
+            "runtimeClassName",
+        ),
+        (
+            "token",
+            json!({"automountServiceAccountToken": true}),
+            "service account token",
+        ),
+        (
+            "token-default",
+            json!({"automountServiceAccountToken": null}),
+            "service account token",
+        ),
+        (
+            "projected-token",
+            json!({"volumes": [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]}),
+            "service account token",
+        ),
+        (
+            "host-network",
+            json!({"hostNetwork": true}),
+            "host's network",
+        ),
+        ("host-pid", json!({"hostPID": true}), "host's network, PID"),
+        ("host-ipc", json!({"hostIPC": true}), "IPC namespace"),
+    ] {
+        let error = create(&client, &foundry_ns, &worker_pod(name, spec), false)
+            .await
+            .expect_err(name);
+        assert!(error.contains(complaint), "{name}: {error}");
+    }
+    // A Job whose pod template is unsandboxed is refused too, before it makes any pod.
+    let pod = worker_pod(
+        "x",
+        json!({"runtimeClassName": null, "restartPolicy": "Never"}),
+    );
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+                     "metadata": {"name": "unsandboxed-job", "labels": pod["metadata"]["labels"]},
+                     "spec": {"template": {"metadata": {"labels": pod["metadata"]["labels"]}, "spec": pod["spec"]}}});
+    let error = create(&client, &foundry_ns, &job, false)
+        .await
+        .expect_err("job");
+    assert!(error.contains("runtimeClassName"), "{error}");
+
+    // A compliant worker is admitted (created for real); the policy is confined to worker
+    // labels and foundry namespaces.
+    create(
+        &client,
+        &foundry_ns,
+        &worker_pod("sandboxed", json!({})),
+        true,
+    )
+    .await
+    .unwrap();
+    let mut unlabelled = unsandboxed.clone();
+    unlabelled["metadata"]["labels"] = json!({"app": "not-a-worker"});
+    create(&client, &foundry_ns, &unlabelled, false)
+        .await
+        .unwrap();
+    create(&client, &other_ns, &unsandboxed, false)
+        .await
+        .unwrap();
+
+    classes
+        .delete(&runc, &DeleteParams::default())
+        .await
+        .unwrap();
+    succeeded(
+        "helm uninstall",
+        &helm(
+            &helm_bin,
+            &["uninstall", &release, "-n", &release_ns, "--wait"],
+        ),
+    );
+    assert!(labelled(&client, &release).await.is_empty());
 }
