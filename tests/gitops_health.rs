@@ -18,6 +18,7 @@ use common::kubelet_stand_in::KubeletStandIn;
 use harness::{APPROVED_WORKFLOW, FOUNDRY, HOSTILE_WORKFLOW, Harness};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use videofoundry::crd::render_job::{CANCEL_ANNOTATION, RenderPhase};
 use videofoundry::crd::{ApprovedNodeList, RenderJob, VideoFoundry};
@@ -314,4 +315,143 @@ async fn live_objects_read_right_in_argo_cd_and_flux() {
         KStatus::Current,
         "foundry observed again",
     );
+}
+
+fn gitops_documents(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(format!(
+        "{}/examples/gitops/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap())
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// The chart renders with `values` (so they pass `values.schema.json`), the admission policy
+/// included.
+fn chart_accepts(helm: &std::path::Path, values: &Value, what: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_string(values).unwrap()).unwrap();
+    let output = std::process::Command::new(helm)
+        .args([
+            "template",
+            "vfo",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/charts/videofoundry-operator"),
+        ])
+        .args([
+            "--api-versions",
+            "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy",
+            "-f",
+        ])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_argo_cd_example_syncs_in_waves_crds_chart_foundries_renders() {
+    let apps = gitops_documents("argocd/applications.yaml");
+    let waves: Vec<(String, i64)> = apps
+        .iter()
+        .map(|app| {
+            assert_eq!(app["kind"], "Application");
+            let wave = app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+                .as_str()
+                .unwrap();
+            (
+                app["spec"]["source"]["path"].as_str().unwrap().to_owned(),
+                wave.parse().unwrap(),
+            )
+        })
+        .collect();
+    let paths: Vec<&str> = waves.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "crds",
+            "charts/videofoundry-operator",
+            "foundries",
+            "renders"
+        ]
+    );
+    assert!(waves.windows(2).all(|w| w[0].1 < w[1].1), "{waves:?}");
+    assert!(
+        apps[0]["spec"]["syncPolicy"]["syncOptions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ServerSideApply=true"))
+    );
+    assert_eq!(apps[1]["spec"]["source"]["helm"]["skipCrds"], true);
+    if let Some(helm) = common::required_tool("helm") {
+        chart_accepts(
+            &helm,
+            &apps[1]["spec"]["source"]["helm"]["valuesObject"],
+            "Argo CD values",
+        );
+    }
+}
+
+#[test]
+fn the_flux_example_waits_step_by_step_crds_chart_foundries_renders() {
+    let docs = gitops_documents("flux/kustomizations.yaml");
+    let kustomizations: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Kustomization")
+        .collect();
+    let names: Vec<&str> = kustomizations
+        .iter()
+        .map(|k| k["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "videofoundry-crds",
+            "videofoundry-operator",
+            "render-platform",
+            "renders"
+        ]
+    );
+    for (i, k) in kustomizations.iter().enumerate() {
+        assert_eq!(k["spec"]["wait"], true, "{}", names[i]);
+        let sources = docs
+            .iter()
+            .filter(|d| d["kind"] == "GitRepository")
+            .map(|d| &d["metadata"]["name"]);
+        assert!(
+            sources
+                .clone()
+                .any(|s| *s == k["spec"]["sourceRef"]["name"]),
+            "{}",
+            names[i]
+        );
+        if i > 0 {
+            assert_eq!(
+                k["spec"]["dependsOn"],
+                json!([{"name": names[i - 1]}]),
+                "{}",
+                names[i]
+            );
+        }
+    }
+    let operator_path = kustomizations[1]["spec"]["path"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("./");
+    let release = gitops_documents(&format!(
+        "{}/helmrelease.yaml",
+        operator_path.trim_start_matches("examples/gitops/")
+    ));
+    assert_eq!(release[0]["kind"], "HelmRelease");
+    assert_eq!(release[0]["spec"]["install"]["crds"], "Skip");
+    assert_eq!(release[0]["spec"]["upgrade"]["crds"], "Skip");
+    if let Some(helm) = common::required_tool("helm") {
+        chart_accepts(&helm, &release[0]["spec"]["values"], "Flux values");
+    }
 }
