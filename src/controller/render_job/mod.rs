@@ -206,6 +206,9 @@ async fn reconcile_render(render: &RenderJob, rctx: &RenderContext) -> Result<Ne
     let generation = render.meta().generation;
     let current = render.status.clone().unwrap_or_default();
     if status::is_final(&current, generation) {
+        // A render that ended under a version without kstatus's conditions gets them once;
+        // otherwise nothing is written.
+        publish(rctx, render, &current, &current).await?;
         return Ok(Next::Wait);
     }
     let mut next = current.clone();

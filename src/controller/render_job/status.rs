@@ -339,6 +339,41 @@ mod tests {
     }
 
     #[test]
+    fn kstatus_reads_a_render_in_progress_then_stalled_and_no_event_tells_it() {
+        let mut status = RenderJobStatus::default();
+        let mut change = StatusChange {
+            status: &mut status,
+            generation: Some(1),
+            now: now(),
+        };
+        change.waiting(RenderPhase::Queued, "ConcurrencyLimit", "wait".into());
+        mark_progress(&mut status, Some(1), now());
+        let reconciling = find(&status.conditions, types::RECONCILING).unwrap();
+        assert_eq!(
+            (reconciling.status.as_str(), reconciling.reason.as_str()),
+            ("True", "ConcurrencyLimit")
+        );
+        let before = status.clone();
+        StatusChange {
+            status: &mut status,
+            generation: Some(1),
+            now: now(),
+        }
+        .cancelled("cancelled by annotation".into());
+        mark_progress(&mut status, Some(1), now());
+        assert!(find(&status.conditions, types::RECONCILING).is_none());
+        assert_eq!(
+            find(&status.conditions, types::STALLED).unwrap().reason,
+            REASON_CANCELLED
+        );
+        let events = events_for_change(Some(&before), &status);
+        assert!(
+            events.iter().all(|e| !e.note.starts_with("Stalled")),
+            "{events:?}"
+        );
+    }
+
+    #[test]
     fn a_render_moves_through_its_phases_and_ends_final() {
         let mut status = RenderJobStatus {
             observed_generation: Some(1),
