@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder};
 
 use super::Context;
-use crate::crd::conditions::types;
+use crate::crd::conditions::{is_progress_type, types};
 
 /// Longest Event note the operator writes (the API server rejects notes over 1 KiB).
 const MAX_NOTE_BYTES: usize = 1000;
@@ -33,6 +33,7 @@ pub fn condition_changes(
 ) -> Vec<PlannedEvent> {
     after
         .iter()
+        .filter(|condition| !is_progress_type(&condition.type_))
         .filter(|condition| {
             !before.iter().any(|old| {
                 old.type_ == condition.type_
@@ -62,6 +63,7 @@ pub fn condition_events(
 ) -> Vec<PlannedEvent> {
     after
         .iter()
+        .filter(|condition| !is_progress_type(&condition.type_))
         .filter(|condition| {
             !before.iter().any(|old| {
                 old.type_ == condition.type_

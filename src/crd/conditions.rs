@@ -28,6 +28,32 @@ pub mod types {
     pub const SCHEDULED: &str = "Scheduled";
     /// The render finished (successfully or not).
     pub const COMPLETE: &str = "Complete";
+    /// kstatus: the operator is still working towards `Ready` (present only while `True`).
+    pub const RECONCILING: &str = "Reconciling";
+    /// kstatus: the object will not become `Ready` without a change from a person (present only
+    /// while `True`).
+    pub const STALLED: &str = "Stalled";
+}
+
+/// Where an object stands for GitOps tools, as kstatus (Flux, `kubectl wait`-style tooling)
+/// reads it: `Reconciling=True` is in progress, `Stalled=True` has failed, neither (with the
+/// generation observed) is current. Both are "abnormal-true" conditions, present only while
+/// `True`, so a settled object carries neither.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing left to do: the object is `Ready`, or done for good in a way that is not a
+    /// failure.
+    Settled,
+    /// The operator is still working on it.
+    Reconciling,
+    /// It cannot succeed without an edit (or it failed for good).
+    Stalled,
+}
+
+/// Whether `type_` is one of kstatus's summary conditions ([`Progress`]): they restate `Ready`,
+/// so they never get an Event of their own.
+pub fn is_progress_type(type_: &str) -> bool {
+    type_ == types::RECONCILING || type_ == types::STALLED
 }
 
 /// Status values of a condition.
@@ -85,6 +111,23 @@ impl ConditionUpdate<'_> {
             self.generation,
             self.now.clone(),
         );
+    }
+}
+
+impl ConditionUpdate<'_> {
+    /// Sets `Reconciling` or `Stalled` (with `reason` and `message`) for `progress`, removing
+    /// the other one; a settled object carries neither.
+    pub fn progress(&mut self, progress: Progress, reason: &str, message: &str) {
+        let keep = match progress {
+            Progress::Settled => None,
+            Progress::Reconciling => Some(types::RECONCILING),
+            Progress::Stalled => Some(types::STALLED),
+        };
+        self.conditions
+            .retain(|c| !is_progress_type(&c.type_) || Some(c.type_.as_str()) == keep);
+        if let Some(type_) = keep {
+            self.set(type_, ConditionStatus::True, reason, message);
+        }
     }
 }
 
@@ -215,5 +258,26 @@ mod tests {
         assert_eq!(conditions.len(), 2);
         assert!(!is_true(&conditions, "Vetted"));
         assert!(find(&conditions, "Missing").is_none());
+    }
+
+    #[test]
+    fn progress_keeps_at_most_one_abnormal_true_condition() {
+        let mut conditions = Vec::new();
+        let mut update = ConditionUpdate {
+            conditions: &mut conditions,
+            generation: Some(2),
+            now: at(1),
+        };
+        update.progress(Progress::Reconciling, "Provisioning", "working");
+        update.progress(Progress::Reconciling, "Provisioning", "still working");
+        let types_of = |c: &[Condition]| c.iter().map(|c| c.type_.clone()).collect::<Vec<_>>();
+        assert_eq!(types_of(update.conditions), ["Reconciling"]);
+        update.progress(Progress::Stalled, "InvalidSpec", "fix it");
+        assert_eq!(types_of(update.conditions), ["Stalled"]);
+        assert_eq!(update.conditions[0].status, "True");
+        assert_eq!(update.conditions[0].observed_generation, Some(2));
+        update.set(types::READY, ConditionStatus::True, "Provisioned", "ok");
+        update.progress(Progress::Settled, "Provisioned", "ok");
+        assert_eq!(types_of(update.conditions), ["Ready"]);
     }
 }

@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod gitops;
 pub mod kubelet_stand_in;
 pub mod mock_api;
+pub mod request_log;
 pub mod structural;
 
 /// Reads the address of a real server that `scripts/test.sh` started. Without it the test is

@@ -169,9 +169,15 @@ impl Harness {
             },
             ..OperatorConfig::default()
         };
+        self.start_operator_as(self.client.clone(), config);
+    }
+
+    /// Runs the operator's controllers in this process with `client` (e.g. one holding only
+    /// the chart's ServiceAccount token) and `config`.
+    pub fn start_operator_as(&mut self, client: Client, config: OperatorConfig) {
         self.metrics = Arc::new(Metrics::default());
         let ctx = Arc::new(Context::new(
-            self.client.clone(),
+            client,
             self.metrics.clone(),
             config,
             Some("e2e".to_owned()),

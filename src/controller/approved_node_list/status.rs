@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::controller::events::PlannedEvent;
 use crate::crd::approved_node_list::ApprovedNodeListStatus;
-use crate::crd::conditions::{ConditionStatus, set_condition, types};
+use crate::crd::conditions::{ConditionStatus, ConditionUpdate, Progress, types};
 use crate::vetting::approved_list::ListReport;
 
 /// Reason of `Ready=True`.
@@ -33,15 +33,19 @@ pub fn desired_status(
             report.problems.join("; "),
         )
     };
-    set_condition(
-        &mut conditions,
-        types::READY,
-        status,
-        reason,
-        message,
+    let mut update = ConditionUpdate {
+        conditions: &mut conditions,
         generation,
         now,
-    );
+    };
+    // kstatus: a malformed list stays so until someone edits it.
+    let progress = if report.is_valid() {
+        Progress::Settled
+    } else {
+        Progress::Stalled
+    };
+    update.set(types::READY, status, reason, message.clone());
+    update.progress(progress, reason, &message);
     ApprovedNodeListStatus {
         observed_generation: generation,
         conditions,

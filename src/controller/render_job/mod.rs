@@ -206,6 +206,9 @@ async fn reconcile_render(render: &RenderJob, rctx: &RenderContext) -> Result<Ne
     let generation = render.meta().generation;
     let current = render.status.clone().unwrap_or_default();
     if status::is_final(&current, generation) {
+        // A render that ended under a version without kstatus's conditions gets them once;
+        // otherwise nothing is written.
+        publish(rctx, render, &current, &current).await?;
         return Ok(Next::Wait);
     }
     let mut next = current.clone();
@@ -287,11 +290,13 @@ async fn publish(
     current: &RenderJobStatus,
     next: &RenderJobStatus,
 ) -> Result<(), Error> {
-    if current == next {
+    let mut next = next.clone();
+    status::mark_progress(&mut next, render.meta().generation, now());
+    if *current == next {
         return Ok(());
     }
-    let events = status::events_for_change(Some(current), next);
-    write_status(&rctx.base, render, next, events, ACTION).await
+    let events = status::events_for_change(Some(current), &next);
+    write_status(&rctx.base, render, &next, events, ACTION).await
 }
 
 /// A rejected render: in the audit log once, then final.

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::follow::Observation;
 use crate::controller::events::{PlannedEvent, condition_changes};
-use crate::crd::conditions::{ConditionStatus, ConditionUpdate, find, types};
+use crate::crd::conditions::{ConditionStatus, ConditionUpdate, Progress, find, types};
 use crate::crd::render_job::{RenderJobStatus, RenderPhase, VettingStatus, VettingVerdict};
 
 /// Reason of `Vetted=False`: the workflow is not fully allowed.
@@ -227,6 +227,27 @@ impl StatusChange<'_> {
     }
 }
 
+/// Sets kstatus's `Reconciling` / `Stalled` from the phase, with `Ready`'s reason and message:
+/// a render still on its way is reconciling; a rejected, failed or cancelled one is stalled (it
+/// will never succeed, and a GitOps tool waiting on it should stop); a succeeded one carries
+/// neither.
+pub fn mark_progress(status: &mut RenderJobStatus, generation: Option<i64>, now: Time) {
+    let progress = match status.phase {
+        RenderPhase::Succeeded => Progress::Settled,
+        RenderPhase::Rejected | RenderPhase::Failed | RenderPhase::Cancelled => Progress::Stalled,
+        _ => Progress::Reconciling,
+    };
+    let (reason, message) = find(&status.conditions, types::READY)
+        .map(|ready| (ready.reason.clone(), ready.message.clone()))
+        .unwrap_or_else(|| ("Pending".to_owned(), "not reconciled yet".to_owned()));
+    ConditionUpdate {
+        conditions: &mut status.conditions,
+        generation,
+        now,
+    }
+    .progress(progress, &reason, &message);
+}
+
 /// Whether the render has ended for good: nothing about it will change again (the spec is
 /// immutable), so it costs no request. A rejection is final once it is recorded.
 pub fn is_final(status: &RenderJobStatus, generation: Option<i64>) -> bool {
@@ -315,6 +336,41 @@ mod tests {
             message: "m".to_owned(),
             finished_at: None,
         }
+    }
+
+    #[test]
+    fn kstatus_reads_a_render_in_progress_then_stalled_and_no_event_tells_it() {
+        let mut status = RenderJobStatus::default();
+        let mut change = StatusChange {
+            status: &mut status,
+            generation: Some(1),
+            now: now(),
+        };
+        change.waiting(RenderPhase::Queued, "ConcurrencyLimit", "wait".into());
+        mark_progress(&mut status, Some(1), now());
+        let reconciling = find(&status.conditions, types::RECONCILING).unwrap();
+        assert_eq!(
+            (reconciling.status.as_str(), reconciling.reason.as_str()),
+            ("True", "ConcurrencyLimit")
+        );
+        let before = status.clone();
+        StatusChange {
+            status: &mut status,
+            generation: Some(1),
+            now: now(),
+        }
+        .cancelled("cancelled by annotation".into());
+        mark_progress(&mut status, Some(1), now());
+        assert!(find(&status.conditions, types::RECONCILING).is_none());
+        assert_eq!(
+            find(&status.conditions, types::STALLED).unwrap().reason,
+            REASON_CANCELLED
+        );
+        let events = events_for_change(Some(&before), &status);
+        assert!(
+            events.iter().all(|e| !e.note.starts_with("Stalled")),
+            "{events:?}"
+        );
     }
 
     #[test]

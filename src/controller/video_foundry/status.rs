@@ -4,7 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::controller::events::{PlannedEvent, condition_events};
-use crate::crd::conditions::{ConditionStatus, ConditionUpdate, types};
+use crate::crd::conditions::{ConditionStatus, ConditionUpdate, Progress, types};
 use crate::crd::video_foundry::{EffectiveSecurity, VideoFoundryStatus};
 use crate::security_profile::ProfileError;
 
@@ -91,12 +91,21 @@ pub fn desired_status(
             ),
         },
     };
+    // kstatus: only a spec the operator refuses needs a person; anything else is retried.
+    let progress = if ready {
+        Progress::Settled
+    } else if reason == REASON_INVALID {
+        Progress::Stalled
+    } else {
+        Progress::Reconciling
+    };
     conditions.set(
         types::READY,
         ConditionStatus::from_bool(ready),
         &reason,
-        message,
+        message.clone(),
     );
+    conditions.progress(progress, &reason, &message);
     status.effective_security = security.as_ref().ok().cloned();
     status
 }
