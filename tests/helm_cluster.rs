@@ -242,6 +242,30 @@ const NOT_EXERCISED: &[(&str, &str, &str, &str)] = &[
         "*",
         "the optional LimitRange of spec.quota",
     ),
+    // The egress gateway of a foundry that approves hosts by name (tests/egress_cluster.rs):
+    // its Deployment and Service, applied, read for the workers' proxy address, and deleted
+    // when the foundry stops naming hosts; this run's foundry names none.
+    (
+        "apps",
+        "deployments",
+        "*",
+        "the egress gateway's Deployment",
+    ),
+    ("", "services", "*", "the egress gateway's Service"),
+    // reclaimPolicy: Delete removes the worker ServiceAccount and NetworkPolicies
+    // (tests/foundry_lifecycle.rs); the gateway's NetworkPolicy also goes when it stops.
+    (
+        "",
+        "serviceaccounts",
+        "delete",
+        "deleting the worker ServiceAccount on reclaimPolicy Delete",
+    ),
+    (
+        "networking.k8s.io",
+        "networkpolicies",
+        "delete",
+        "deleting NetworkPolicies on reclaimPolicy Delete or when the gateway stops",
+    ),
 ];
 
 #[tokio::test]
