@@ -7,6 +7,7 @@ pub mod controller;
 pub mod crd;
 pub mod http;
 pub mod metrics;
+pub mod plan;
 pub mod postgres;
 pub mod resources;
 pub mod secrets;

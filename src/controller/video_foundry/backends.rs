@@ -42,7 +42,7 @@ pub const SECRET_ACCESS_KEY_KEY: &str = "secretAccessKey";
 /// Optional key of a PEM CA bundle for a private S3 endpoint, in the same Secret.
 pub const STORAGE_CA_KEY: &str = "ca.crt";
 /// Lifetime of the Vault tokens the platform backend gets through Kubernetes auth.
-const BACKEND_TOKEN_TTL: &str = "1h";
+pub const BACKEND_TOKEN_TTL: &str = "1h";
 /// How long a backend may take to answer before it counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
