@@ -145,7 +145,12 @@ pub fn render_text(plan: &Plan) -> String {
 
 /// `Kind namespace/name` of a built object.
 fn describe(object: &Value) -> String {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or("?");
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+    };
     format!(
         "{} {}/{}",
         text("/kind"),

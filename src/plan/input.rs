@@ -150,7 +150,10 @@ impl Manifests {
         let metadata = std::fs::metadata(path).map_err(read_error)?;
         if metadata.is_dir() {
             if depth >= MAX_DEPTH {
-                self.skip(&shown, format!("folders nested deeper than {MAX_DEPTH} are not read"));
+                self.skip(
+                    &shown,
+                    format!("folders nested deeper than {MAX_DEPTH} are not read"),
+                );
                 return Ok(());
             }
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
@@ -221,12 +224,11 @@ impl Manifests {
             }
             let source = format!("{name}#{}", index + 1);
             // serde_yaml bounds recursion and alias expansion, so a YAML bomb is an error here.
-            let value =
-                serde_yaml::Value::deserialize(document).map_err(|e| InputError::Yaml {
-                    source_name: name.to_owned(),
-                    document: index + 1,
-                    message: e.to_string(),
-                })?;
+            let value = serde_yaml::Value::deserialize(document).map_err(|e| InputError::Yaml {
+                source_name: name.to_owned(),
+                document: index + 1,
+                message: e.to_string(),
+            })?;
             self.add_document(source, value, namespace);
         }
         Ok(())
@@ -267,7 +269,9 @@ impl Manifests {
                 Ok(object) => self.config_maps.push(Sourced { source, object }),
                 Err(message) => self.invalid.push(invalid(message)),
             },
-            _ if kind.is_empty() => self.skip(&source, "not a Kubernetes object (no kind)".to_owned()),
+            _ if kind.is_empty() => {
+                self.skip(&source, "not a Kubernetes object (no kind)".to_owned())
+            }
             _ => self.skip(
                 &source,
                 format!("{kind} ({api_version}) is not a kind the operator reads"),

@@ -388,35 +388,50 @@ fn secrets_view(
                 .collect();
             let policies = BTreeMap::from([
                 (layout.backend_policy_name(), layout.build_backend_policy()),
-                (layout.operator_policy_name(), layout.build_operator_policy()),
+                (
+                    layout.operator_policy_name(),
+                    layout.build_operator_policy(),
+                ),
             ]);
             let vault = foundry.spec.vault.as_ref();
             let mount = vault.map_or("kubernetes", backend_auth_mount);
-            let backend_auth_role = vault
-                .and_then(|v| v.backend_service_account.clone())
-                .map(|service_account| {
-                    let role = build_backend_auth_role(
-                        &layout,
-                        &BackendIdentity {
-                            namespace: foundry.namespace().unwrap_or_default(),
-                            service_account,
-                            token_ttl: BACKEND_TOKEN_TTL.to_owned(),
-                        },
-                    );
-                    let mut value = to_value(&role);
-                    if let Value::Object(map) = &mut value {
-                        map.insert("path".to_owned(), Value::from(format!("auth/{mount}/role/{}", role.name)));
-                    }
-                    value
-                });
+            let backend_auth_role =
+                vault
+                    .and_then(|v| v.backend_service_account.clone())
+                    .map(|service_account| {
+                        let role = build_backend_auth_role(
+                            &layout,
+                            &BackendIdentity {
+                                namespace: foundry.namespace().unwrap_or_default(),
+                                service_account,
+                                token_ttl: BACKEND_TOKEN_TTL.to_owned(),
+                            },
+                        );
+                        let mut value = to_value(&role);
+                        if let Value::Object(map) = &mut value {
+                            map.insert(
+                                "path".to_owned(),
+                                Value::from(format!("auth/{mount}/role/{}", role.name)),
+                            );
+                        }
+                        value
+                    });
             let database_engine = BTreeMap::from([
                 (
                     "connection".to_owned(),
-                    format!("{}/config/{}", layout.database_mount, layout.database_connection_name()),
+                    format!(
+                        "{}/config/{}",
+                        layout.database_mount,
+                        layout.database_connection_name()
+                    ),
                 ),
                 (
                     "role".to_owned(),
-                    format!("{}/roles/{}", layout.database_mount, layout.database_role_name()),
+                    format!(
+                        "{}/roles/{}",
+                        layout.database_mount,
+                        layout.database_role_name()
+                    ),
                 ),
             ]);
             SecretsPlanView::Vault {
@@ -435,11 +450,23 @@ fn storage_view(storage: &FoundryStorage) -> StoragePlan {
     let settings = BTreeMap::from([
         ("requireTls".to_owned(), storage.require_tls.to_string()),
         ("versioning".to_owned(), storage.versioning.to_string()),
-        ("blockPublicAccess".to_owned(), storage.block_public_access.to_string()),
+        (
+            "blockPublicAccess".to_owned(),
+            storage.block_public_access.to_string(),
+        ),
         ("encryption".to_owned(), format!("{:?}", storage.encryption)),
-        ("perObjectEncryption".to_owned(), storage.per_object_encryption.to_string()),
-        ("tempExpirationDays".to_owned(), storage.temp_expiration_days.to_string()),
-        ("noncurrentVersionDays".to_owned(), storage.noncurrent_version_days.to_string()),
+        (
+            "perObjectEncryption".to_owned(),
+            storage.per_object_encryption.to_string(),
+        ),
+        (
+            "tempExpirationDays".to_owned(),
+            storage.temp_expiration_days.to_string(),
+        ),
+        (
+            "noncurrentVersionDays".to_owned(),
+            storage.noncurrent_version_days.to_string(),
+        ),
     ]);
     StoragePlan {
         bucket: storage.bucket.clone(),
@@ -463,7 +490,11 @@ fn plan_list(sourced: &Sourced<ApprovedNodeList>) -> ListPlan {
     }
 }
 
-fn find_list<'a>(manifests: &'a Manifests, namespace: &str, name: &str) -> Option<&'a ApprovedNodeList> {
+fn find_list<'a>(
+    manifests: &'a Manifests,
+    namespace: &str,
+    name: &str,
+) -> Option<&'a ApprovedNodeList> {
     manifests
         .lists
         .iter()
@@ -492,13 +523,13 @@ fn plan_render(
         plan.reason = Some(format!("not resolvable offline: {why}"));
         plan
     };
-    let Some(foundry) = manifests
-        .foundries
-        .iter()
-        .map(|s| &s.object)
-        .find(|f| f.namespace().as_deref() == Some(namespace.as_str()) && f.name_any() == plan.foundry)
-    else {
-        let why = format!("VideoFoundry {namespace}/{} is not in the input", plan.foundry);
+    let Some(foundry) = manifests.foundries.iter().map(|s| &s.object).find(|f| {
+        f.namespace().as_deref() == Some(namespace.as_str()) && f.name_any() == plan.foundry
+    }) else {
+        let why = format!(
+            "VideoFoundry {namespace}/{} is not in the input",
+            plan.foundry
+        );
         return unresolved(plan, why);
     };
     let foundry = with_uid(foundry);
@@ -507,7 +538,10 @@ fn plan_render(
         match find_list(manifests, &namespace, &reference.name) {
             Some(list) => lists.push(list.clone()),
             None => {
-                let why = format!("ApprovedNodeList {namespace}/{} is not in the input", reference.name);
+                let why = format!(
+                    "ApprovedNodeList {namespace}/{} is not in the input",
+                    reference.name
+                );
                 return unresolved(plan, why);
             }
         }
@@ -538,7 +572,11 @@ fn plan_render(
     plan
 }
 
-fn workflow_of(render: &RenderJob, manifests: &Manifests, namespace: &str) -> Result<Vec<u8>, String> {
+fn workflow_of(
+    render: &RenderJob,
+    manifests: &Manifests,
+    namespace: &str,
+) -> Result<Vec<u8>, String> {
     if let Some(inline) = &render.spec.workflow.inline {
         return Ok(inline.as_bytes().to_vec());
     }
@@ -550,7 +588,12 @@ fn workflow_of(render: &RenderJob, manifests: &Manifests, namespace: &str) -> Re
         .iter()
         .map(|s| &s.object)
         .find(|c| c.namespace().as_deref() == Some(namespace) && c.name_any() == reference.name)
-        .ok_or_else(|| format!("ConfigMap {namespace}/{} is not in the input", reference.name))?;
+        .ok_or_else(|| {
+            format!(
+                "ConfigMap {namespace}/{} is not in the input",
+                reference.name
+            )
+        })?;
     vet::workflow_from_config_map(config_map, namespace, reference).map_err(|(_, message)| message)
 }
 
@@ -569,7 +612,8 @@ fn render_objects(
         &foundry.spec,
     )
     .map_err(|e| format!("storage: {e}"))?;
-    let scope = TenantScope::new(&storage.prefix, &render.spec.user_id).map_err(|e| e.to_string())?;
+    let scope =
+        TenantScope::new(&storage.prefix, &render.spec.user_id).map_err(|e| e.to_string())?;
     let lifetime = admit::url_lifetime(render, foundry).map_err(|(_, message)| message)?;
     let outputs = output_names(&render.spec);
     let name = render.name_any();
@@ -595,12 +639,21 @@ fn render_objects(
         )
     };
     let grant = StorageGrant {
-        inputs: keys.inputs.into_iter().map(|k| placeholder("GET", k)).collect(),
-        outputs: keys.outputs.into_iter().map(|k| placeholder("PUT", k)).collect(),
+        inputs: keys
+            .inputs
+            .into_iter()
+            .map(|k| placeholder("GET", k))
+            .collect(),
+        outputs: keys
+            .outputs
+            .into_iter()
+            .map(|k| placeholder("PUT", k))
+            .collect(),
         output_prefix: admit::output_prefix(render),
         expires_at: format!("admission time + {}s", lifetime.as_secs()),
     };
-    let text = String::from_utf8(workflow).map_err(|_| "the workflow is not UTF-8 text".to_owned())?;
+    let text =
+        String::from_utf8(workflow).map_err(|_| "the workflow is not UTF-8 text".to_owned())?;
     let worker_plan = admit::worker_plan(vetting, text);
     let objects = build_render_objects(foundry, render, &worker_plan, &grant, worker_binary_image)
         .map_err(|e| format!("cannot build the worker objects: {e}"))?;
@@ -612,7 +665,12 @@ fn redacted(secret: &Secret) -> Value {
     let sizes = |data: Option<&BTreeMap<String, usize>>| {
         data.map(|data| {
             data.iter()
-                .map(|(key, size)| (key.clone(), Value::from(format!("<redacted: {size} bytes>"))))
+                .map(|(key, size)| {
+                    (
+                        key.clone(),
+                        Value::from(format!("<redacted: {size} bytes>")),
+                    )
+                })
                 .collect::<serde_json::Map<_, _>>()
         })
     };

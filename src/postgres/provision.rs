@@ -461,10 +461,18 @@ pub fn planned_statements(db: &FoundryDatabase) -> Vec<String> {
             statements.push(format!("ALTER TABLE {object} ENABLE ROW LEVEL SECURITY"));
             statements.push(format!("ALTER TABLE {object} FORCE ROW LEVEL SECURITY"));
         }
-        let noun = if spec.kind == 'S' { "SEQUENCE" } else { "TABLE" };
+        let noun = if spec.kind == 'S' {
+            "SEQUENCE"
+        } else {
+            "TABLE"
+        };
         let privileges: BTreeSet<Privilege> = spec.privileges.iter().cloned().collect();
         statements.extend(build_grants(noun, &object, &privileges));
-        statements.extend(spec.policies.iter().map(|policy| build_policy(&object, policy)));
+        statements.extend(
+            spec.policies
+                .iter()
+                .map(|policy| build_policy(&object, policy)),
+        );
     }
     statements
 }

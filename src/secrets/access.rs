@@ -80,7 +80,10 @@ pub struct BackendAuthRole {
 }
 
 /// The backend's auth role (pure: `plan` prints it offline).
-pub fn build_backend_auth_role(layout: &FoundryLayout, backend: &BackendIdentity) -> BackendAuthRole {
+pub fn build_backend_auth_role(
+    layout: &FoundryLayout,
+    backend: &BackendIdentity,
+) -> BackendAuthRole {
     BackendAuthRole {
         name: layout.backend_auth_role_name(),
         bound_service_account_names: vec![backend.service_account.clone()],

@@ -94,8 +94,12 @@ pub fn vet_with(
     workflow: &[u8],
 ) -> Result<VettingStatus, (&'static str, String)> {
     let foundry_name = foundry.name_any();
-    let security = security_profile::resolve(&foundry.spec)
-        .map_err(|error| ("FoundryInvalid", format!("VideoFoundry {foundry_name}: {error}")))?;
+    let security = security_profile::resolve(&foundry.spec).map_err(|error| {
+        (
+            "FoundryInvalid",
+            format!("VideoFoundry {foundry_name}: {error}"),
+        )
+    })?;
     let named: Vec<(String, crate::crd::approved_node_list::ApprovedNodeListSpec)> = lists
         .iter()
         .map(|list| (list.name_any(), list.spec.clone()))
