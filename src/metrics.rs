@@ -413,13 +413,10 @@ mod tests {
 
     use super::*;
 
+    type Labels = BTreeMap<String, String>;
+
     /// Metric families (name → type) and samples (name, labels) of an exposition.
-    fn scrape(
-        text: &str,
-    ) -> (
-        BTreeMap<String, String>,
-        Vec<(String, BTreeMap<String, String>)>,
-    ) {
+    fn scrape(text: &str) -> (Labels, Vec<(String, Labels)>) {
         let mut families = BTreeMap::new();
         let mut samples = Vec::new();
         for line in text.lines() {

@@ -309,3 +309,14 @@ apiVersion: videofoundry.dev/v1alpha1\nkind: RenderJob\nmetadata: {name: broken,
     );
     assert_no_panic(&output);
 }
+
+#[test]
+fn the_readme_starts_with_plan_on_the_examples() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let first = readme
+        .lines()
+        .skip_while(|line| !line.starts_with("```"))
+        .nth(1)
+        .unwrap();
+    assert!(first.contains("cargo run -- plan examples/"), "{first}");
+}

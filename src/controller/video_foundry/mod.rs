@@ -268,6 +268,43 @@ pub fn error_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::conditions::types::{DATABASE_READY, SECRETS_READY, STORAGE_READY};
+
+    #[test]
+    fn a_backend_is_down_only_when_a_step_that_reached_for_it_failed_transiently() {
+        use status::StepOutcome;
+        let cases = [
+            (
+                StepOutcome::ready(DATABASE_READY, "Provisioned", "ok"),
+                Some((Backend::Postgres, true)),
+            ),
+            (
+                StepOutcome::failed(SECRETS_READY, "VaultUnreachable", "timed out", true),
+                Some((Backend::Vault, false)),
+            ),
+            // The backend answered with a refusal: it is up, the foundry is not Ready.
+            (
+                StepOutcome::failed(STORAGE_READY, "AccessDenied", "403", false),
+                Some((Backend::S3, true)),
+            ),
+            // Never tried: no claim either way.
+            (
+                StepOutcome::failed(DATABASE_READY, "CredentialsMissing", "no Secret", true),
+                None,
+            ),
+            (
+                StepOutcome::failed(DATABASE_READY, "SecretsNotReady", "waiting", false),
+                None,
+            ),
+            (
+                StepOutcome::ready("NetworkIsolated", "PoliciesApplied", "ok"),
+                None,
+            ),
+        ];
+        for (step, expected) in cases {
+            assert_eq!(backend_reached(&step), expected, "{step:?}");
+        }
+    }
 
     #[test]
     fn status_times_are_cut_to_the_seconds_the_api_server_keeps() {
