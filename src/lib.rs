@@ -8,6 +8,7 @@ pub mod crd;
 pub mod egress;
 pub mod http;
 pub mod metrics;
+pub mod plan;
 pub mod postgres;
 pub mod provisioning;
 pub mod resources;

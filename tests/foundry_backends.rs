@@ -21,6 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use videofoundry::controller::video_foundry::backends::{secrets_and_database_steps, storage_step};
 use videofoundry::controller::video_foundry::credentials::SecretReader;
 use videofoundry::crd::VideoFoundry;
+use videofoundry::metrics::{RotatedSecret, RotationResult};
 use videofoundry::postgres::FoundryDatabase;
 
 const NAMESPACE: &str = "backends";
@@ -329,6 +330,14 @@ async fn vault_foundry_keeps_the_password_in_vault_and_rotates_it_on_request() {
         rotated.secrets,
         rotated.database
     );
+    // Both rotations show in the metrics' results.
+    assert_eq!(
+        rotated.rotations,
+        [
+            (RotatedSecret::Jwt, RotationResult::Rotated),
+            (RotatedSecret::DatabasePassword, RotationResult::Rotated)
+        ]
+    );
     let after = read_password().await;
     assert_ne!(before, after);
     assert!(application_logs_in(&servers, &name, &after).await);
@@ -345,6 +354,13 @@ async fn vault_foundry_keeps_the_password_in_vault_and_rotates_it_on_request() {
     .await;
     assert!(settled.database.ready);
     assert_eq!(read_password().await, after);
+    assert_eq!(
+        settled.rotations,
+        [
+            (RotatedSecret::Jwt, RotationResult::Unchanged),
+            (RotatedSecret::DatabasePassword, RotationResult::Unchanged)
+        ]
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ mod crds;
 pub mod egress_gateway;
 mod import_allowlist;
 mod migrate;
+pub mod plan;
 pub mod run;
 pub mod vet;
 pub mod worker;
@@ -37,6 +38,10 @@ pub enum Command {
     /// Vet a ComfyUI workflow offline against ApprovedNodeLists (exit 0 approved, 1 rejected,
     /// 2 usage error or unreadable input).
     Vet(vet::VetArgs),
+    /// Show offline, without a cluster, everything the operator would create or check for
+    /// VideoFoundry, ApprovedNodeList and RenderJob manifests (exit 0 all fine, 1 a render
+    /// rejected or unresolvable or an object invalid, 2 usage error or unreadable input).
+    Plan(plan::PlanArgs),
     /// Convert approved_nodes.json or workflow_allowlist.yaml into an ApprovedNodeList manifest.
     ImportAllowlist(import_allowlist::ImportAllowlistArgs),
     /// Run one render inside its worker pod: verify the plan, download the inputs, run the
@@ -57,6 +62,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Migrate(args) => migrate::execute(args).await,
         Command::Vet(args) => vet::execute(&args),
         Command::ImportAllowlist(args) => import_allowlist::execute(&args),
+        Command::Plan(args) => plan::execute(&args),
         Command::Worker(args) => worker::execute(*args).await,
         Command::InstallWorker(args) => worker::install(&args),
         Command::EgressGateway(args) => egress_gateway::execute(*args).await,

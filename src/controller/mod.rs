@@ -131,14 +131,25 @@ pub(crate) async fn run_controller_with<K, ReconcileFuture>(
         api,
         kube::runtime::watcher::Config::default().any_semantic(),
     );
+    let metrics = ctx.metrics.clone();
     configure(controller)
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|stop| *stop).await;
         })
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(controller = name, %error, "reconcile loop");
+        .for_each(|result| {
+            // A deleted object is reported as not found: its per-object series go with it.
+            if let Err(kube::runtime::controller::Error::ObjectNotFound(gone)) = &result {
+                metrics.forget_object(
+                    name,
+                    gone.namespace.as_deref().unwrap_or_default(),
+                    &gone.name,
+                );
+            }
+            async move {
+                if let Err(error) = result {
+                    tracing::debug!(controller = name, %error, "reconcile loop");
+                }
             }
         })
         .await;

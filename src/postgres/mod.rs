@@ -36,8 +36,8 @@ pub use model::{SHARED_TABLES, TENANT_TABLES};
 pub use names::{FoundryDatabase, RoleNames};
 pub use password::{generate_password, scram_sha256_verifier, set_role_password};
 pub use provision::{
-    Change, ChangeKind, DEFAULT_LOCK_TIMEOUT, ProvisionInput, ProvisionReport, provision,
-    provision_with,
+    Change, ChangeKind, DEFAULT_LOCK_TIMEOUT, ProvisionInput, ProvisionReport, planned_statements,
+    provision, provision_with,
 };
 pub use sql::{quote_ident, quote_literal};
 pub use tenant::UserId;

@@ -435,6 +435,78 @@ pub(crate) async fn execute(
         .map_err(|e| Error::from_sqlx(action, e))
 }
 
+fn create_schema_sql(db: &FoundryDatabase) -> String {
+    format!(
+        "CREATE SCHEMA {} AUTHORIZATION {}",
+        quote_ident(&db.schema),
+        quote_ident(&db.roles.owner)
+    )
+}
+
+fn schema_usage_sql(db: &FoundryDatabase) -> String {
+    let roles = &db.roles;
+    let roles_sql = [&roles.application, &roles.admin, &roles.auditor]
+        .map(|r| quote_ident(r))
+        .join(", ");
+    format!(
+        "GRANT USAGE ON SCHEMA {} TO {roles_sql}",
+        quote_ident(&db.schema)
+    )
+}
+
+/// What provisioning a new foundry runs, statement by statement, with the application
+/// password redacted: roles, schema, the migrations (by name), forced row-level security, the
+/// grants and the policies. Pure (no connection): `plan` prints it offline. On an existing
+/// database provisioning runs only what differs from this.
+pub fn planned_statements(db: &FoundryDatabase) -> Vec<String> {
+    let roles = &db.roles;
+    let mut statements: Vec<String> = roles
+        .all()
+        .into_iter()
+        .map(|role| {
+            let mut sql = format!(
+                "CREATE ROLE {} {}",
+                quote_ident(role),
+                role_attributes(roles, role)
+            );
+            if role == roles.application {
+                sql.push_str(" PASSWORD '<redacted: kept in Vault or the developer Secret>'");
+            }
+            sql
+        })
+        .collect();
+    statements.push(create_schema_sql(db));
+    statements.push(schema_usage_sql(db));
+    for migration in super::migrations::MIGRATOR.iter() {
+        statements.push(format!(
+            "-- migration {} {} (run as {})",
+            migration.version,
+            migration.description,
+            quote_ident(&roles.owner)
+        ));
+    }
+    for spec in desired_relations(&db.schema, roles) {
+        let object = qualified(&db.schema, spec.name);
+        if spec.row_security {
+            statements.push(format!("ALTER TABLE {object} ENABLE ROW LEVEL SECURITY"));
+            statements.push(format!("ALTER TABLE {object} FORCE ROW LEVEL SECURITY"));
+        }
+        let noun = if spec.kind == 'S' {
+            "SEQUENCE"
+        } else {
+            "TABLE"
+        };
+        let privileges: BTreeSet<Privilege> = spec.privileges.iter().cloned().collect();
+        statements.extend(build_grants(noun, &object, &privileges));
+        statements.extend(
+            spec.policies
+                .iter()
+                .map(|policy| build_policy(&object, policy)),
+        );
+    }
+    statements
+}
+
 /// The attributes each role must have.
 fn role_attributes(roles: &RoleNames, role: &str) -> &'static str {
     if role == roles.application {
@@ -668,11 +740,7 @@ async fn ensure_schema(
     let schema_existed = found_owner.is_some();
     match found_owner {
         None => {
-            let sql = format!(
-                "CREATE SCHEMA {schema} AUTHORIZATION {}",
-                quote_ident(&roles.owner)
-            );
-            execute(conn, "creating the schema", sql).await?;
+            execute(conn, "creating the schema", create_schema_sql(db)).await?;
             report.record(ChangeKind::SchemaCreated, &db.schema, "");
         }
         Some(owner) if owner != roles.owner => {
@@ -702,12 +770,9 @@ async fn ensure_schema(
     let actual: BTreeSet<Privilege> = found.iter().map(|row| row.privilege()).collect();
     if actual != desired || found.iter().any(|row| row.grantable) {
         let grantees = revoke_list(roles, found.iter().map(|row| row.grantee.as_str()));
-        let roles_sql = [&roles.application, &roles.admin, &roles.auditor]
-            .map(|r| quote_ident(r))
-            .join(", ");
         let sql = format!(
-            "REVOKE ALL ON SCHEMA {schema} FROM {grantees} CASCADE; \
-             GRANT USAGE ON SCHEMA {schema} TO {roles_sql}"
+            "REVOKE ALL ON SCHEMA {schema} FROM {grantees} CASCADE; {}",
+            schema_usage_sql(db)
         );
         execute(conn, "repairing schema privileges", sql).await?;
         report.changed(

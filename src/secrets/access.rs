@@ -63,6 +63,36 @@ pub async fn ensure_policies(
     Ok(())
 }
 
+/// The Kubernetes auth role of the platform backend, as written to `auth/<mount>/role/<name>`
+/// (`token_max_ttl` equals `token_ttl`, and the default policy is never attached).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BackendAuthRole {
+    /// The role's name.
+    pub name: String,
+    /// The backend's service account.
+    pub bound_service_account_names: Vec<String>,
+    /// Its namespace.
+    pub bound_service_account_namespaces: Vec<String>,
+    /// The backend policy only.
+    pub token_policies: Vec<String>,
+    /// Lifetime of the tokens.
+    pub token_ttl: String,
+}
+
+/// The backend's auth role (pure: `plan` prints it offline).
+pub fn build_backend_auth_role(
+    layout: &FoundryLayout,
+    backend: &BackendIdentity,
+) -> BackendAuthRole {
+    BackendAuthRole {
+        name: layout.backend_auth_role_name(),
+        bound_service_account_names: vec![backend.service_account.clone()],
+        bound_service_account_namespaces: vec![backend.namespace.clone()],
+        token_policies: vec![layout.backend_policy_name()],
+        token_ttl: backend.token_ttl.clone(),
+    }
+}
+
 /// Binds the backend's service account to the backend policy through Kubernetes auth at
 /// `auth_mount` (idempotent: the role is overwritten with the same content).
 pub async fn ensure_backend_auth_role(
@@ -72,13 +102,14 @@ pub async fn ensure_backend_auth_role(
     backend: &BackendIdentity,
 ) -> Result<(), SecretsError> {
     let role = layout.backend_auth_role_name();
+    let wanted = build_backend_auth_role(layout, backend);
     let mut options = CreateKubernetesRoleRequestBuilder::default();
     options
-        .bound_service_account_names(vec![backend.service_account.clone()])
-        .bound_service_account_namespaces(vec![backend.namespace.clone()])
-        .token_policies(vec![layout.backend_policy_name()])
-        .token_ttl(backend.token_ttl.clone())
-        .token_max_ttl(backend.token_ttl.clone())
+        .bound_service_account_names(wanted.bound_service_account_names)
+        .bound_service_account_namespaces(wanted.bound_service_account_namespaces)
+        .token_policies(wanted.token_policies)
+        .token_ttl(wanted.token_ttl.clone())
+        .token_max_ttl(wanted.token_ttl)
         .token_no_default_policy(true);
     vaultrs::auth::kubernetes::role::create(session.client(), auth_mount, &role, Some(&mut options))
         .await

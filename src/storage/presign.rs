@@ -90,6 +90,45 @@ pub fn worker_url_lifetime(until_deadline: Duration, margin: Duration) -> Durati
         .min(MAX_PRESIGN_LIFETIME)
 }
 
+/// The keys a render's worker gets URLs for, every one checked against the user's scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerKeys {
+    /// One per input, in the order of the RenderJob's `inputs`.
+    pub inputs: Vec<ObjectKey>,
+    /// One per output file.
+    pub outputs: Vec<ObjectKey>,
+    /// The render's output prefix.
+    pub output_prefix: String,
+}
+
+/// The keys of [`S3Storage::worker_access`], without signing anything (pure: `plan` shows them
+/// offline). Refuses keys outside the user's scope and a lifetime SigV4 cannot sign.
+pub fn worker_keys(request: &WorkerAccessRequest<'_>) -> Result<WorkerKeys, StorageError> {
+    let inputs = request
+        .inputs
+        .iter()
+        .map(|key| request.scope.resolve(key))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = request
+        .outputs
+        .iter()
+        .map(|name| request.scope.key(Area::Renders(request.render_job), name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let output_prefix = request
+        .scope
+        .area_prefix(Area::Renders(request.render_job))?;
+    if request.lifetime.is_zero() || request.lifetime > MAX_PRESIGN_LIFETIME {
+        return Err(StorageError::Config(
+            "presigned URL lifetime must be between 1 s and 7 days".to_owned(),
+        ));
+    }
+    Ok(WorkerKeys {
+        inputs,
+        outputs,
+        output_prefix,
+    })
+}
+
 impl S3Storage {
     /// Presigned GET and PUT URLs for one render. Every key is checked against the user's
     /// scope before any request; inputs must exist (one HEAD each, with this storage's
@@ -98,24 +137,11 @@ impl S3Storage {
         &self,
         request: &WorkerAccessRequest<'_>,
     ) -> Result<WorkerAccess, StorageError> {
-        let input_keys = request
-            .inputs
-            .iter()
-            .map(|key| request.scope.resolve(key))
-            .collect::<Result<Vec<_>, _>>()?;
-        let output_keys = request
-            .outputs
-            .iter()
-            .map(|name| request.scope.key(Area::Renders(request.render_job), name))
-            .collect::<Result<Vec<_>, _>>()?;
-        let output_prefix = request
-            .scope
-            .area_prefix(Area::Renders(request.render_job))?;
-        if request.lifetime.is_zero() || request.lifetime > MAX_PRESIGN_LIFETIME {
-            return Err(StorageError::Config(
-                "presigned URL lifetime must be between 1 s and 7 days".to_owned(),
-            ));
-        }
+        let WorkerKeys {
+            inputs: input_keys,
+            outputs: output_keys,
+            output_prefix,
+        } = worker_keys(request)?;
         for (index, key) in input_keys.iter().enumerate() {
             self.require_object(request.bucket, key, index).await?;
         }

@@ -69,6 +69,39 @@ pub mod rules {
     pub const PATH_TRAVERSAL: &str = "path-traversal";
     /// NUL or another control character in a value.
     pub const CONTROL_CHARACTER: &str = "control-character";
+
+    /// Every rule id.
+    pub const ALL: [&str; 20] = [
+        INVALID_JSON,
+        DUPLICATE_KEY,
+        LIMIT_EXCEEDED,
+        UNKNOWN_FORMAT,
+        UNEXPECTED_SHAPE,
+        AMBIGUOUS_ID,
+        DUPLICATE_ID,
+        DANGLING_LINK,
+        CYCLE,
+        SUBGRAPH_CYCLE,
+        NODE_NOT_APPROVED,
+        NODE_BLOCKED,
+        PROVENANCE_MISMATCH,
+        API_NODE_EGRESS,
+        MODEL_NOT_APPROVED,
+        MODEL_UNRESOLVED,
+        URL_INPUT,
+        ABSOLUTE_PATH,
+        PATH_TRAVERSAL,
+        CONTROL_CHARACTER,
+    ];
+
+    /// `rule` as one of [`ALL`], or `other` (a status written by another version), so a metric
+    /// label never takes a value from outside the fixed set.
+    pub fn canonical(rule: &str) -> &'static str {
+        ALL.iter()
+            .find(|known| **known == rule)
+            .copied()
+            .unwrap_or("other")
+    }
 }
 
 /// Which ComfyUI format the workflow is in.

@@ -229,6 +229,34 @@ impl Harness {
         );
     }
 
+    /// Waits (bounded) until the in-process operator's `series` (a sample's name and labels,
+    /// as exposed) reaches `value`, and returns the whole exposition.
+    pub async fn metric_reaches(&self, series: &str, value: f64) -> String {
+        let needle = format!("{series} ");
+        let waited = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut ticker = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                ticker.tick().await;
+                let text = self.metrics.encode().unwrap();
+                let found = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix(&needle))
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+                    .unwrap_or(0.0);
+                if found >= value {
+                    return text;
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            panic!(
+                "{series} did not reach {value} in 60 s:\n{}",
+                self.metrics.encode().unwrap()
+            )
+        })
+    }
+
     /// Starts the operator binary against the test cluster, watching this namespace only.
     pub async fn spawn_binary(&mut self) -> tokio::process::Child {
         if self.config_file.is_none() {

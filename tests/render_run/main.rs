@@ -133,6 +133,43 @@ async fn an_approved_render_runs_is_recorded_and_lists_its_outputs() {
     // Another user sees none of it.
     let other = h.create_user().await;
     assert_eq!(h.record(&app, &other, &uid).await, (None, vec![]));
+
+    // The metrics tell the same story, by bounded labels only.
+    let metrics = h
+        .metric_reaches(
+            r#"videofoundry_renders_finished_total{phase="succeeded"}"#,
+            1.0,
+        )
+        .await;
+    for expected in [
+        r#"videofoundry_vetting_verdicts_total{verdict="approved"} 1"#,
+        r#"videofoundry_render_duration_seconds_count{phase="succeeded"} 1"#,
+        r#"videofoundry_renders_finished_total{phase="failed"} 0"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
+    let foundry = format!(r#"namespace="{}",foundry="studio""#, h.namespace);
+    assert!(
+        metrics.contains(&format!("videofoundry_foundry_ready{{{foundry}}} 1")),
+        "{metrics}"
+    );
+    // A developer foundry keeping its secrets in a Kubernetes Secret has no Vault series.
+    assert!(!metrics.contains(r#"backend="vault""#), "{metrics}");
+    for backend in ["postgres", "s3"] {
+        assert!(
+            metrics.contains(&format!(
+                r#"videofoundry_backend_up{{{foundry},backend="{backend}"}} 1"#
+            )),
+            "{backend} in\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains(&user) && !metrics.contains("trailer"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -155,6 +192,36 @@ async fn hostile_and_unrunnable_renders_never_get_a_job() {
         h.record(&app, &user, &hostile.uid().unwrap()).await,
         (None, vec!["render.rejected".into()])
     );
+    let metrics = h
+        .metric_reaches(
+            r#"videofoundry_vetting_verdicts_total{verdict="rejected"}"#,
+            1.0,
+        )
+        .await;
+    let rules: Vec<&str> = rejected
+        .status
+        .as_ref()
+        .unwrap()
+        .vetting
+        .as_ref()
+        .unwrap()
+        .violations
+        .iter()
+        .map(|v| v.rule.as_str())
+        .collect();
+    for rule in rules {
+        assert!(
+            metrics.contains(&format!(
+                r#"videofoundry_vetting_violations_total{{rule="{rule}"}}"#
+            )),
+            "{rule} in\n{metrics}"
+        );
+    }
+    h.metric_reaches(
+        r#"videofoundry_renders_finished_total{phase="rejected"}"#,
+        1.0,
+    )
+    .await;
 
     // A user the foundry's database does not know: a reason, no Job, no crash.
     let stranger = uuid::Uuid::new_v4().to_string();
@@ -239,6 +306,20 @@ async fn failures_name_their_reason_and_cancel_and_delete_are_recorded() {
         .unwrap()
         .clone();
     assert_eq!(complete.reason, "WorkerRejectedInputs");
+    let metrics = h
+        .metric_reaches(
+            r#"videofoundry_worker_refused_inputs_total{exit_code="42"}"#,
+            1.0,
+        )
+        .await;
+    assert!(
+        metrics.contains(r#"videofoundry_renders_finished_total{phase="failed"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"videofoundry_worker_refused_inputs_total{exit_code="43"} 0"#),
+        "{metrics}"
+    );
     assert!(
         complete.message.contains("sha256 mismatch"),
         "{}",
@@ -278,6 +359,11 @@ async fn failures_name_their_reason_and_cancel_and_delete_are_recorded() {
         .await
         .unwrap();
     h.phase("cancel-me", RenderPhase::Cancelled).await;
+    h.metric_reaches(
+        r#"videofoundry_renders_finished_total{phase="cancelled"}"#,
+        1.0,
+    )
+    .await;
     assert!(
         h.jobs()
             .get_opt("cancel-me-render")

@@ -254,19 +254,7 @@ pub async fn admit(
         Ok(proxy) => proxy,
         Err((reason, message)) => return release(queued(&reason, message, true)),
     };
-    let plan = WorkerPlan {
-        egress_proxy,
-        workflow_sha256: vetting.workflow_sha256.clone(),
-        model_pins: vetting
-            .model_pins
-            .iter()
-            .map(|pin| ModelPin {
-                identifier: pin.identifier.clone(),
-                sha256: pin.sha256.clone(),
-            })
-            .collect(),
-        workflow,
-    };
+    let plan = worker_plan(vetting, workflow, egress_proxy);
 
     // Presigned URLs for the render's life, then the objects.
     let grant = match presign(render, foundry, &access).await {
@@ -308,6 +296,57 @@ pub async fn admit(
     }
 }
 
+/// The plan the worker verifies: the vetted digest and model pins, and the workflow's bytes.
+pub fn worker_plan(
+    vetting: &VettingStatus,
+    workflow: String,
+    egress_proxy: Option<String>,
+) -> WorkerPlan {
+    WorkerPlan {
+        egress_proxy,
+        workflow_sha256: vetting.workflow_sha256.clone(),
+        model_pins: vetting
+            .model_pins
+            .iter()
+            .map(|pin| ModelPin {
+                identifier: pin.identifier.clone(),
+                sha256: pin.sha256.clone(),
+            })
+            .collect(),
+        workflow,
+    }
+}
+
+/// How long the render's URLs live: its timeout (or the foundry's default) plus a margin.
+pub fn url_lifetime(
+    render: &RenderJob,
+    foundry: &VideoFoundry,
+) -> Result<std::time::Duration, (String, String)> {
+    let timeout = render
+        .spec
+        .timeout
+        .as_deref()
+        .unwrap_or(&foundry.spec.workers.default_timeout);
+    let deadline = duration::parse(timeout)
+        .map_err(|e| ("InvalidSpec".to_owned(), format!("timeout: {e}")))?;
+    Ok(presign::worker_url_lifetime(deadline, URL_MARGIN))
+}
+
+/// One presigned request as the render's Secret lists it: the key relative to the foundry's
+/// prefix.
+pub fn grant_object(foundry_prefix: &str, request: PresignedRequest) -> PresignedObject {
+    PresignedObject {
+        key: request
+            .key
+            .as_str()
+            .strip_prefix(foundry_prefix)
+            .unwrap_or(request.key.as_str())
+            .to_owned(),
+        url: PresignedUrl::new(request.url),
+        headers: request.headers.into_iter().collect(),
+    }
+}
+
 /// The presigned URLs of the render: GETs for its inputs (which must exist), PUTs for its
 /// outputs, all scoped to the user's prefix and expiring with the deadline plus a margin.
 async fn presign(
@@ -317,21 +356,16 @@ async fn presign(
 ) -> Result<StorageGrant, (String, String)> {
     let scope = TenantScope::new(&access.storage.prefix, &render.spec.user_id)
         .map_err(|e| ("InvalidInput".to_owned(), e.to_string()))?;
-    let timeout = render
-        .spec
-        .timeout
-        .as_deref()
-        .unwrap_or(&foundry.spec.workers.default_timeout);
-    let deadline = duration::parse(timeout)
-        .map_err(|e| ("InvalidSpec".to_owned(), format!("timeout: {e}")))?;
+    let lifetime = url_lifetime(render, foundry)?;
     let outputs = output_names(&render.spec);
+    let name = render.name_any();
     let request = presign::WorkerAccessRequest {
         bucket: &access.storage.bucket,
         scope: &scope,
-        render_job: &render.name_any(),
+        render_job: &name,
         inputs: &render.spec.inputs,
         outputs: &outputs,
-        lifetime: presign::worker_url_lifetime(deadline, URL_MARGIN),
+        lifetime,
         encryption: access.upload_encryption(),
     };
     let granted = access.s3.worker_access(&request).await.map_err(|error| {
@@ -341,16 +375,7 @@ async fn presign(
         };
         (reason.to_owned(), error.to_string())
     })?;
-    let strip = |request: PresignedRequest| PresignedObject {
-        key: request
-            .key
-            .as_str()
-            .strip_prefix(&access.storage.prefix)
-            .unwrap_or(request.key.as_str())
-            .to_owned(),
-        url: PresignedUrl::new(request.url),
-        headers: request.headers.into_iter().collect(),
-    };
+    let strip = |request: PresignedRequest| grant_object(&access.storage.prefix, request);
     let expires_at = k8s_openapi::jiff::Timestamp::try_from(granted.expires_at)
         .map(|t| {
             t.round(k8s_openapi::jiff::Unit::Second)

@@ -122,6 +122,11 @@ fn last_worker_exit(pods: &[Pod]) -> Option<WorkerExit> {
         .map(|(_, exit)| exit)
 }
 
+/// Reason of a render whose worker refused its inputs (exit 42).
+pub const REASON_WORKER_REJECTED: &str = "WorkerRejectedInputs";
+/// Reason of a render whose worker found its inputs unusable (exit 43).
+pub const REASON_INPUTS_UNUSABLE: &str = "InputsUnusable";
+
 fn failure_reason(job_reason: Option<&str>, worker: Option<&WorkerExit>) -> (&'static str, String) {
     match (job_reason, worker.map(|w| w.exit_code)) {
         (Some("DeadlineExceeded"), _) => (
@@ -129,13 +134,13 @@ fn failure_reason(job_reason: Option<&str>, worker: Option<&WorkerExit>) -> (&'s
             "the render ran past its timeout (spec.timeout) and was stopped".to_owned(),
         ),
         (_, Some(EXIT_REJECTED)) => (
-            "WorkerRejectedInputs",
+            REASON_WORKER_REJECTED,
             format!(
                 "the worker refused its inputs (exit {EXIT_REJECTED}: digest or model pin mismatch); not retried"
             ),
         ),
         (_, Some(EXIT_INVALID_INPUT)) => (
-            "InputsUnusable",
+            REASON_INPUTS_UNUSABLE,
             format!(
                 "the worker found its inputs unusable (exit {EXIT_INVALID_INPUT}); not retried"
             ),

@@ -236,6 +236,10 @@ async fn reconcile_render(render: &RenderJob, rctx: &RenderContext) -> Result<Ne
                     return Ok(Next::Retry);
                 }
                 VettingOutcome::Vetted(vetting) => {
+                    rctx.base.metrics.observe_vetting(
+                        &vetting.verdict,
+                        vetting.violations.iter().map(|v| v.rule.as_str()),
+                    );
                     foundry = vetted.foundry;
                     workflow = vetted.workflow;
                     *vetting
@@ -276,11 +280,30 @@ async fn reconcile_render(render: &RenderJob, rctx: &RenderContext) -> Result<Ne
     };
     publish(rctx, render, &current, &next).await?;
     if status::is_final(&next, generation) {
+        observe_end(rctx, &next);
         rctx.slots
             .record(render.uid().as_deref().unwrap_or_default(), false);
         rctx.wake_waiting(&namespace, &render.spec.foundry_ref.name);
     }
     Ok(next_step)
+}
+
+/// Counts a render that just reached its final phase (bounded labels only: phase and exit code).
+fn observe_end(rctx: &RenderContext, status: &RenderJobStatus) {
+    let reason = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::crd::conditions::types::READY)
+        .map_or("", |c| c.reason.as_str());
+    let ran_for = match (&status.started_at, &status.finished_at) {
+        (Some(start), Some(end)) => {
+            std::time::Duration::try_from(end.0.duration_since(start.0)).ok()
+        }
+        _ => None,
+    };
+    rctx.base
+        .metrics
+        .observe_render_end(status.phase, reason, ran_for);
 }
 
 /// Writes the status (and its Events) when it differs from what the API server holds.

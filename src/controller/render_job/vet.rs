@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::status::VettingOutcome;
+use crate::crd::render_job::VettingStatus;
 use crate::crd::{ApprovedNodeList, RenderJob, VideoFoundry};
 use crate::security_profile;
 use crate::vetting::{self, CoreNodes, Policy};
@@ -48,15 +49,6 @@ pub async fn vet_render(client: &Client, namespace: &str, render: &RenderJob) ->
             );
         }
     };
-    let security = match security_profile::resolve(&foundry.spec) {
-        Ok(security) => security,
-        Err(error) => {
-            return waiting(
-                "FoundryInvalid",
-                format!("VideoFoundry {foundry_name}: {error}"),
-            );
-        }
-    };
     let workflow = match workflow_bytes(client, namespace, render).await {
         Ok(workflow) => workflow,
         Err((reason, message)) => return waiting(reason, message),
@@ -83,36 +75,51 @@ pub async fn vet_render(client: &Client, namespace: &str, render: &RenderJob) ->
             }
         }
     }
+    match vet_with(&foundry, &lists, &workflow) {
+        Ok(status) => Vetted {
+            outcome: VettingOutcome::Vetted(Box::new(status)),
+            foundry: Some(foundry),
+            workflow: Some(workflow),
+        },
+        Err((reason, message)) => waiting(reason, message),
+    }
+}
+
+/// Vets `workflow` against `foundry`'s policy made of `lists` (the ApprovedNodeLists it names,
+/// all found): the pure part of vetting, also used offline by `plan`. An error is a reason
+/// and message for `Vetted=Unknown` (no verdict).
+pub fn vet_with(
+    foundry: &VideoFoundry,
+    lists: &[ApprovedNodeList],
+    workflow: &[u8],
+) -> Result<VettingStatus, (&'static str, String)> {
+    let foundry_name = foundry.name_any();
+    let security = security_profile::resolve(&foundry.spec).map_err(|error| {
+        (
+            "FoundryInvalid",
+            format!("VideoFoundry {foundry_name}: {error}"),
+        )
+    })?;
     let named: Vec<(String, crate::crd::approved_node_list::ApprovedNodeListSpec)> = lists
         .iter()
         .map(|list| (list.name_any(), list.spec.clone()))
         .collect();
-    let policy = match Policy::new(
+    let policy = Policy::new(
         &named,
         CoreNodes::builtin(),
         security.vetting.into(),
         security.egress.into(),
-    ) {
-        Ok(policy) => policy,
-        Err(error) => return waiting("PolicyInvalid", error.to_string()),
-    };
-    let policy = match hosts_in_force(&foundry) {
-        Ok(hosts) => policy.with_approved_hosts(hosts),
-        Err(message) => return waiting("PolicyInvalid", message),
-    };
-    let report = vetting::vet(&workflow, &policy);
+    )
+    .map_err(|error| ("PolicyInvalid", error.to_string()))?
+    .with_approved_hosts(hosts_in_force(foundry).map_err(|message| ("PolicyInvalid", message))?);
+    let report = vetting::vet(workflow, &policy);
     let policy_ref = vetting::status::policy_ref(
-        foundry_name,
+        &foundry_name,
         foundry.meta().generation,
         security.vetting,
-        &lists,
+        lists,
     );
-    let status = vetting::status::vetting_status(&report, policy_ref);
-    Vetted {
-        outcome: VettingOutcome::Vetted(Box::new(status)),
-        foundry: Some(foundry),
-        workflow: Some(workflow),
-    }
+    Ok(vetting::status::vetting_status(&report, policy_ref))
 }
 
 /// The hosts workers can reach by name: the foundry's `network.allowedHosts` while they are
@@ -183,6 +190,15 @@ pub async fn workflow_bytes(
                 format!("ConfigMap {namespace}/{} does not exist", reference.name),
             )
         })?;
+    workflow_from_config_map(&config_map, namespace, reference)
+}
+
+/// The workflow in `config_map` under `reference.key` (text or binary data).
+pub fn workflow_from_config_map(
+    config_map: &ConfigMap,
+    namespace: &str,
+    reference: &crate::crd::ConfigMapKeyRef,
+) -> Result<Vec<u8>, (&'static str, String)> {
     let text = config_map
         .data
         .as_ref()

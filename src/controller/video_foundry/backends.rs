@@ -17,6 +17,7 @@ use super::status::StepOutcome;
 use crate::crd::VideoFoundry;
 use crate::crd::conditions::types::{DATABASE_READY, SECRETS_READY, STORAGE_READY};
 use crate::crd::video_foundry::ExecutionMode;
+use crate::metrics::{RotatedSecret, RotationResult};
 use crate::postgres::{self, FoundryDatabase, ProvisionInput, ProvisionReport, TenantKey};
 use crate::secrets::database::{CredentialTtl, DatabaseConnection, ensure_database_engine};
 use crate::secrets::database_rotation::{
@@ -24,7 +25,9 @@ use crate::secrets::database_rotation::{
 };
 use crate::secrets::kv::SecretFields;
 use crate::secrets::plan::{LoginPlan, SecretsPlan, plan, secrets_step};
-use crate::secrets::rotation::{ROTATE_ANNOTATION, RotationPolicy, reconcile_jwt_secret};
+use crate::secrets::rotation::{
+    ROTATE_ANNOTATION, RotationOutcome, RotationPolicy, reconcile_jwt_secret,
+};
 use crate::secrets::tenant_key::{CLAIM_KEY, accepted_tenant_keys, generate_claim_key};
 use crate::secrets::{
     SecretKey, SecretsError, ServiceAccountJwt, VaultLogin, VaultSession, access,
@@ -39,7 +42,7 @@ pub const SECRET_ACCESS_KEY_KEY: &str = "secretAccessKey";
 /// Optional key of a PEM CA bundle for a private S3 endpoint, in the same Secret.
 pub const STORAGE_CA_KEY: &str = "ca.crt";
 /// Lifetime of the Vault tokens the platform backend gets through Kubernetes auth.
-const BACKEND_TOKEN_TTL: &str = "1h";
+pub const BACKEND_TOKEN_TTL: &str = "1h";
 /// How long a backend may take to answer before it counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -53,6 +56,17 @@ pub struct SecretsAndDatabase {
     pub last_rotation: Option<Time>,
     /// When the next rotation is due (Vault only).
     pub next_rotation: Option<Time>,
+    /// The rotation checks that ran, for the metrics.
+    pub rotations: Vec<(RotatedSecret, RotationResult)>,
+}
+
+/// A rotation step's result as a metric value.
+fn rotation_result<E>(outcome: &Result<RotationOutcome, E>) -> RotationResult {
+    match outcome {
+        Ok(RotationOutcome::Rotated { .. }) => RotationResult::Rotated,
+        Ok(RotationOutcome::Unchanged { .. }) => RotationResult::Unchanged,
+        Err(_) => RotationResult::Failed,
+    }
 }
 
 /// Hardens the foundry's bucket (or its prefix of a shared bucket).
@@ -135,6 +149,7 @@ pub async fn secrets_and_database_steps(
                 database: not_attempted(&message),
                 last_rotation: None,
                 next_rotation: None,
+                rotations: Vec::new(),
             };
         }
     };
@@ -147,6 +162,7 @@ pub async fn secrets_and_database_steps(
                 database: StepOutcome::failed(DATABASE_READY, error.category(), message, false),
                 last_rotation: None,
                 next_rotation: None,
+                rotations: Vec::new(),
             };
         }
     };
@@ -175,6 +191,7 @@ pub async fn secrets_and_database_steps(
                         database: not_attempted(&message),
                         last_rotation: None,
                         next_rotation: None,
+                        rotations: Vec::new(),
                     };
                 }
             };
@@ -193,6 +210,7 @@ pub async fn secrets_and_database_steps(
                 database,
                 last_rotation: None,
                 next_rotation: None,
+                rotations: Vec::new(),
             }
         }
     }
@@ -224,6 +242,7 @@ async fn vault_steps(
         database: not_attempted("Vault was not reached"),
         last_rotation: None,
         next_rotation: None,
+        rotations: Vec::new(),
     };
     let SecretsPlan::Vault {
         address,
@@ -254,6 +273,7 @@ async fn vault_steps(
             return result;
         }
     };
+    let mut rotations = Vec::new();
     let secrets = async {
         access::ensure_policies(&session, layout).await?;
         if let Some(account) = &vault_spec.backend_service_account {
@@ -265,11 +285,15 @@ async fn vault_steps(
             };
             access::ensure_backend_auth_role(&session, mount, layout, &backend).await?;
         }
-        let jwt = reconcile_jwt_secret(&session, layout, &policy, request.as_deref(), now).await?;
+        let jwt = reconcile_jwt_secret(&session, layout, &policy, request.as_deref(), now).await;
+        rotations.push((RotatedSecret::Jwt, rotation_result(&jwt)));
+        let jwt = jwt?;
         let password = ensure_database_password(&session, layout, now).await?;
         Ok::<_, SecretsError>((jwt, password))
     };
-    let (jwt, stored) = match secrets.await {
+    let secrets = secrets.await;
+    result.rotations = rotations;
+    let (jwt, stored) = match secrets {
         Ok(found) => found,
         Err(error) => {
             result.database.message = format!("Vault: {error}");
@@ -332,6 +356,9 @@ async fn vault_steps(
             stored,
         )
         .await;
+        result
+            .rotations
+            .push((RotatedSecret::DatabasePassword, rotation_result(&rotated)));
         if let Err(error) = rotated {
             result.secrets = secrets_step(&Err(error));
         }

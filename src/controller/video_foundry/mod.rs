@@ -15,10 +15,10 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::Resource;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt as _};
 use tokio::sync::watch;
 
 use super::events::PlannedEvent;
@@ -28,6 +28,7 @@ use super::{
 };
 use crate::crd::VideoFoundry;
 use crate::crd::video_foundry::VideoFoundryStatus;
+use crate::metrics::Backend;
 use crate::resources::labels;
 use crate::security_profile;
 
@@ -126,6 +127,9 @@ async fn reconcile_foundry(
             now,
         )
         .await;
+        for (secret, result) in &backends.rotations {
+            ctx.metrics.observe_rotation(*secret, *result);
+        }
         steps.push(backends.secrets);
         steps.push(backends.database);
         steps.push(backends::storage_step(&reader, foundry).await);
@@ -141,6 +145,7 @@ async fn reconcile_foundry(
         to_seconds(Time(k8s_openapi::jiff::Timestamp::now())),
     );
     desired.claimed_by = Some(ctx.config.installation.class_name.clone());
+    observe_foundry(ctx, foundry, &namespace, &desired, &steps);
     if let Some((last, next)) = rotation {
         desired.last_rotation = last.map(to_seconds);
         desired.next_rotation = next.map(to_seconds);
@@ -181,6 +186,56 @@ async fn reconcile_foundry(
 
 /// A Warning `DriftRepaired` Event per step that put something back after its guarantee had
 /// held (what a first provisioning creates is not drift).
+/// Publishes whether the foundry is Ready and which backends its steps reached.
+fn observe_foundry(
+    ctx: &Context,
+    foundry: &VideoFoundry,
+    namespace: &str,
+    desired: &VideoFoundryStatus,
+    steps: &[status::StepOutcome],
+) {
+    let name = foundry.name_any();
+    let ready = desired
+        .conditions
+        .iter()
+        .any(|c| c.type_ == crate::crd::conditions::types::READY && c.status == "True");
+    ctx.metrics.set_foundry_ready(namespace, &name, ready);
+    for step in steps {
+        if let Some((backend, up)) = backend_reached(step) {
+            // Without spec.vault the secrets live in a Kubernetes Secret (developer mode).
+            if backend == Backend::Vault && foundry.spec.vault.is_none() {
+                continue;
+            }
+            ctx.metrics.set_backend_up(namespace, &name, backend, up);
+        }
+    }
+}
+
+/// Whether a step reached its backend: `None` when it never tried (its credentials are
+/// missing, an earlier step failed, the spec is invalid, or it is not a backend step); `false`
+/// when it failed in a way that may heal by itself (unreachable, timed out); `true` otherwise
+/// (the backend answered, even with a refusal).
+pub fn backend_reached(step: &status::StepOutcome) -> Option<(Backend, bool)> {
+    use crate::crd::conditions::types::{DATABASE_READY, SECRETS_READY, STORAGE_READY};
+    let backend = match step.condition {
+        DATABASE_READY => Backend::Postgres,
+        SECRETS_READY => Backend::Vault,
+        STORAGE_READY => Backend::S3,
+        _ => return None,
+    };
+    const NOT_TRIED: [&str; 5] = [
+        "CredentialsMissing",
+        "CredentialsUnreadable",
+        "SecretsNotReady",
+        "InvalidSpec",
+        "TlsRequired",
+    ];
+    if NOT_TRIED.contains(&step.reason.as_str()) {
+        return None;
+    }
+    Some((backend, step.ready || !step.transient))
+}
+
 fn drift_events(
     current: Option<&VideoFoundryStatus>,
     steps: &[status::StepOutcome],
@@ -224,6 +279,43 @@ pub fn error_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::conditions::types::{DATABASE_READY, SECRETS_READY, STORAGE_READY};
+
+    #[test]
+    fn a_backend_is_down_only_when_a_step_that_reached_for_it_failed_transiently() {
+        use status::StepOutcome;
+        let cases = [
+            (
+                StepOutcome::ready(DATABASE_READY, "Provisioned", "ok"),
+                Some((Backend::Postgres, true)),
+            ),
+            (
+                StepOutcome::failed(SECRETS_READY, "VaultUnreachable", "timed out", true),
+                Some((Backend::Vault, false)),
+            ),
+            // The backend answered with a refusal: it is up, the foundry is not Ready.
+            (
+                StepOutcome::failed(STORAGE_READY, "AccessDenied", "403", false),
+                Some((Backend::S3, true)),
+            ),
+            // Never tried: no claim either way.
+            (
+                StepOutcome::failed(DATABASE_READY, "CredentialsMissing", "no Secret", true),
+                None,
+            ),
+            (
+                StepOutcome::failed(DATABASE_READY, "SecretsNotReady", "waiting", false),
+                None,
+            ),
+            (
+                StepOutcome::ready("NetworkIsolated", "PoliciesApplied", "ok"),
+                None,
+            ),
+        ];
+        for (step, expected) in cases {
+            assert_eq!(backend_reached(&step), expected, "{step:?}");
+        }
+    }
 
     #[test]
     fn status_times_are_cut_to_the_seconds_the_api_server_keeps() {
