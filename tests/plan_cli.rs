@@ -59,7 +59,7 @@ fn examples_plan_every_layer_and_pass() {
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     for expected in [
-        "PLAN OK: 5 files, 2 foundries, 1 ApprovedNodeLists, 2 renders (2 approved, 0 rejected, 0 unresolved), 0 invalid, 1 skipped",
+        "PLAN OK: 9 files, 2 foundries, 1 ApprovedNodeLists, 2 renders (2 approved, 0 rejected, 0 unresolved), 0 invalid, 13 skipped",
         // Kubernetes objects and checks.
         "ServiceAccount render/studio-worker",
         "NetworkPolicy render/studio-worker-default-deny",
