@@ -14,11 +14,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use videofoundry::controller::video_foundry::cluster::apply_network_isolation;
 use videofoundry::crd::{RenderJob, VideoFoundry};
+use videofoundry::resources::cilium_policy::{CILIUM_POLICY_CRD, CiliumNetworkPolicy};
 use videofoundry::resources::egress_gateway::{PROXY_PORT, proxy_address};
 use videofoundry::resources::worker_job::{WorkerPlan, build_worker_job};
 
@@ -328,4 +330,148 @@ async fn the_gateway_and_the_workers_proxy_are_applied_and_admitted_under_restri
         !worker_policy.to_string().contains("egress-gateway"),
         "{worker_policy}"
     );
+}
+
+/// Cilium's CRD, reduced to what the API server needs to store CiliumNetworkPolicies (no
+/// schema: Cilium validates its own policies). Installed by the test, as Cilium's install does.
+fn cilium_crd() -> CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": CILIUM_POLICY_CRD},
+        "spec": {
+            "group": "cilium.io", "scope": "Namespaced",
+            "names": {"plural": "ciliumnetworkpolicies", "singular": "ciliumnetworkpolicy",
+                      "kind": "CiliumNetworkPolicy", "listKind": "CiliumNetworkPolicyList"},
+            "versions": [{"name": "v2", "served": true, "storage": true,
+                          "schema": {"openAPIV3Schema": {"type": "object",
+                                     "x-kubernetes-preserve-unknown-fields": true}}}],
+        },
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn cilium_enforces_named_hosts_once_its_crd_is_served() {
+    let Some(client) = cluster::client().await else {
+        return;
+    };
+    cluster::install_crds(&client).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // Start from a cluster without Cilium (a previous run may have left the CRD).
+    if crds.get_opt(CILIUM_POLICY_CRD).await.unwrap().is_some() {
+        crds.delete(CILIUM_POLICY_CRD, &Default::default())
+            .await
+            .unwrap();
+        cluster::wait_gone(&crds, CILIUM_POLICY_CRD).await;
+    }
+    let namespace = cluster::namespace(&client, "cilium").await;
+    let mut network = network();
+    network["hostEnforcement"] = json!("cilium");
+    let mut foundry = create_foundry(&client, &namespace, foundry_spec(network.clone()))
+        .await
+        .unwrap();
+
+    // Asked for, not served: NetworkIsolated says why, and nothing of the gateway is made.
+    let outcome = apply_network_isolation(&client, &foundry, IMAGE).await;
+    assert!(!outcome.ready, "{outcome:?}");
+    assert_eq!(outcome.reason, "CiliumNotInstalled", "{outcome:?}");
+    assert!(outcome.message.contains(CILIUM_POLICY_CRD), "{outcome:?}");
+
+    // Cilium installed: the policy names each host on its ports, DNS only for those names.
+    crds.create(&PostParams::default(), &cilium_crd())
+        .await
+        .unwrap();
+    cluster::wait_for(&crds, CILIUM_POLICY_CRD, "Established", |crd| {
+        crd.status.as_ref().is_some_and(|status| {
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+    })
+    .await;
+    let outcome = apply_network_isolation(&client, &foundry, IMAGE).await;
+    assert!(outcome.ready, "{outcome:?}");
+    assert!(
+        outcome
+            .message
+            .contains("enforced by CiliumNetworkPolicy studio-worker-fqdn-egress"),
+        "{}",
+        outcome.message
+    );
+    let policies: Api<CiliumNetworkPolicy> = Api::namespaced(client.clone(), &namespace);
+    let stored =
+        serde_json::to_value(policies.get("studio-worker-fqdn-egress").await.unwrap()).unwrap();
+    let egress = &stored["spec"]["egress"];
+    assert_eq!(
+        egress[0]["toPorts"][0]["rules"]["dns"],
+        json!([{"matchName": "huggingface.co"}, {"matchPattern": "*.hf.co"},
+               {"matchName": "models.internal"}])
+    );
+    assert_eq!(
+        egress[3]["toFQDNs"],
+        json!([{"matchName": "models.internal"}])
+    );
+    assert_eq!(
+        egress[3]["toPorts"][0]["ports"],
+        json!([{"port": "8443", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        stored["spec"]["endpointSelector"]["matchLabels"],
+        json!({"videofoundry.dev/foundry": "studio", "videofoundry.dev/role": "worker"})
+    );
+    assert_eq!(
+        stored["metadata"]["ownerReferences"][0]["kind"],
+        "VideoFoundry"
+    );
+    // No gateway, and workers get no rule to one.
+    assert!(
+        Api::<Deployment>::namespaced(client.clone(), &namespace)
+            .get_opt("studio-egress-gateway")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let worker_policy = serde_json::to_value(
+        Api::<NetworkPolicy>::namespaced(client.clone(), &namespace)
+            .get("studio-worker-egress")
+            .await
+            .unwrap()
+            .spec,
+    )
+    .unwrap();
+    assert!(
+        !worker_policy.to_string().contains("egress-gateway"),
+        "{worker_policy}"
+    );
+    // Re-applying changes nothing.
+    let again = apply_network_isolation(&client, &foundry, IMAGE).await;
+    assert!(again.ready && again.repairs.is_empty(), "{again:?}");
+
+    // Back to the gateway: the Cilium policy goes and the gateway comes.
+    foundry.status = Some(
+        serde_json::from_value(json!({"conditions": [{
+        "type": "NetworkIsolated", "status": "True", "reason": outcome.reason,
+        "message": outcome.message, "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
+        .unwrap(),
+    );
+    foundry.spec.network.as_mut().unwrap().host_enforcement = None;
+    let outcome = apply_network_isolation(&client, &foundry, IMAGE).await;
+    assert!(outcome.ready, "{outcome:?}");
+    assert!(
+        policies
+            .get_opt("studio-worker-fqdn-egress")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        outcome.message.contains("reached through egress gateway"),
+        "{outcome:?}"
+    );
+
+    crds.delete(CILIUM_POLICY_CRD, &Default::default())
+        .await
+        .unwrap();
 }
