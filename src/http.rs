@@ -31,8 +31,13 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
-    match state.metrics.encode() {
+async fn metrics(State(state): State<HttpState>) -> axum::response::Response {
+    openmetrics(state.metrics.encode())
+}
+
+/// A scrape answer: the encoded registry as OpenMetrics text, or 500 when it did not encode.
+pub fn openmetrics(encoded: Result<String, std::fmt::Error>) -> axum::response::Response {
+    match encoded {
         Ok(body) => (
             StatusCode::OK,
             [(

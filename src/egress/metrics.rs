@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -135,19 +133,8 @@ pub fn router(metrics: Arc<GatewayMetrics>) -> Router {
         .with_state(metrics)
 }
 
-async fn exposition(State(metrics): State<Arc<GatewayMetrics>>) -> impl IntoResponse {
-    match metrics.encode() {
-        Ok(body) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+async fn exposition(State(metrics): State<Arc<GatewayMetrics>>) -> axum::response::Response {
+    crate::http::openmetrics(metrics.encode())
 }
 
 /// Serves the metrics on `listener` until `shutdown` resolves.

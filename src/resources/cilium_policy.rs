@@ -116,12 +116,7 @@ pub fn build_cilium_policy(
         return Ok(None);
     }
     let foundry_name = foundry.name_any();
-    let hosts = foundry
-        .spec
-        .network
-        .as_ref()
-        .map(|n| n.allowed_hosts.clone())
-        .unwrap_or_default();
+    let hosts = super::egress_gateway::allowed_hosts(foundry);
     let selector = |host: &str| match host.strip_prefix("*.") {
         Some(_) => FqdnSelector {
             match_name: None,

@@ -26,7 +26,7 @@ use super::worker_job::{
 };
 use super::{BuildError, controller_owner_ref, labels, names, namespace_of};
 use crate::crd::VideoFoundry;
-use crate::crd::video_foundry::{EgressMode, HostEnforcement};
+use crate::crd::video_foundry::{AllowedHost, EgressMode, HostEnforcement};
 
 /// Port of the proxy.
 pub const PROXY_PORT: u16 = 3128;
@@ -83,6 +83,15 @@ pub fn named_egress(foundry: &VideoFoundry) -> Result<Option<HostEnforcement>, B
         .then(|| network.host_enforcement.unwrap_or_default()))
 }
 
+/// The foundry's `network.allowedHosts` (empty when it has none).
+pub fn allowed_hosts(foundry: &VideoFoundry) -> &[AllowedHost] {
+    foundry
+        .spec
+        .network
+        .as_ref()
+        .map_or(&[], |network| network.allowed_hosts.as_slice())
+}
+
 /// Whether the foundry gets a gateway: its approved hosts are used and enforced by the gateway
 /// (not by Cilium).
 pub fn gateway_enabled(foundry: &VideoFoundry) -> Result<bool, BuildError> {
@@ -137,12 +146,7 @@ fn metadata(foundry: &VideoFoundry) -> Result<ObjectMeta, BuildError> {
 }
 
 fn allowed_hosts_json(foundry: &VideoFoundry) -> Result<String, BuildError> {
-    let hosts = foundry
-        .spec
-        .network
-        .as_ref()
-        .map(|n| n.allowed_hosts.clone())
-        .unwrap_or_default();
+    let hosts = allowed_hosts(foundry);
     serde_json::to_string(&hosts).map_err(|e| BuildError::Serialize {
         file: "allowed hosts",
         message: e.to_string(),
@@ -270,12 +274,7 @@ pub fn build_gateway_service(foundry: &VideoFoundry) -> Result<Service, BuildErr
 /// The gateway's own NetworkPolicy.
 pub fn build_gateway_policy(foundry: &VideoFoundry) -> Result<NetworkPolicy, BuildError> {
     let foundry_name = foundry.name_any();
-    let hosts = foundry
-        .spec
-        .network
-        .as_ref()
-        .map(|n| n.allowed_hosts.clone())
-        .unwrap_or_default();
+    let hosts = allowed_hosts(foundry);
     let mut ports: Vec<u16> = hosts.iter().flat_map(|h| h.effective_ports()).collect();
     ports.sort_unstable();
     ports.dedup();

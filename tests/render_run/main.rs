@@ -652,3 +652,44 @@ async fn a_vetted_render_keeps_its_verdict_and_deleting_its_foundry_cancels_it_f
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn renders_of_a_foundry_another_installation_owns_are_left_alone() {
+    let Some(mut h) = Harness::start("rj-other", 4, false).await else {
+        return;
+    };
+    // The foundry names another installation's class before this operator starts.
+    let foundries: Api<videofoundry::crd::VideoFoundry> =
+        Api::namespaced(h.client.clone(), &h.namespace);
+    foundries
+        .patch(
+            harness::FOUNDRY,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"className": "team-elsewhere"}})),
+        )
+        .await
+        .unwrap();
+    h.start_operator();
+    let user = uuid::Uuid::new_v4().to_string();
+    h.render("theirs", &user, APPROVED_WORKFLOW, json!({}))
+        .await;
+    h.reconciled_at_least("renderjob", 1).await;
+
+    // No status, no finalizer, no Job: nothing that could fight the owner or hold a deletion.
+    let render = h.renders().get("theirs").await.unwrap();
+    assert!(render.status.is_none(), "{:?}", render.status);
+    assert!(render.finalizers().is_empty(), "{:?}", render.finalizers());
+    assert!(
+        h.jobs()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    h.renders()
+        .delete("theirs", &DeleteParams::default())
+        .await
+        .unwrap();
+    cluster::wait_gone(&h.renders(), "theirs").await;
+}

@@ -2,13 +2,11 @@
 //! controller's finalizer is never lost). Written out rather than through kube's `finalizer()`
 //! because the controller works on `DeserializeGuard`-wrapped, stripped objects.
 
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::{ACTION, Next, RenderContext};
-use crate::controller::Error;
 use crate::controller::events::{PlannedEvent, publish};
+use crate::controller::{Error, finalizers};
 use crate::crd::RenderJob;
 use crate::crd::conditions::{ConditionStatus, ConditionUpdate, types};
 use crate::crd::render_job::{FINALIZER, SKIP_RECORD_ANNOTATION};
@@ -25,30 +23,7 @@ fn api(rctx: &RenderContext, render: &RenderJob) -> Api<RenderJob> {
 
 /// Adds the finalizer when it is missing (one write in a render's life).
 pub async fn ensure(rctx: &RenderContext, render: &RenderJob) -> Result<(), Error> {
-    let finalizers = render.finalizers();
-    if finalizers.iter().any(|f| f == FINALIZER) {
-        return Ok(());
-    }
-    let patch = if finalizers.is_empty() {
-        json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": null},
-            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
-        ])
-    } else {
-        json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
-            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
-        ])
-    };
-    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(Error::Serialize)?;
-    api(rctx, render)
-        .patch(
-            &render.name_any(),
-            &PatchParams::default(),
-            &Patch::<()>::Json(patch),
-        )
-        .await?;
-    Ok(())
+    finalizers::ensure(&api(rctx, render), render, FINALIZER).await
 }
 
 /// Whether the render still carries this controller's finalizer.
@@ -63,9 +38,9 @@ pub async fn finish(
     render: &RenderJob,
     cleaned: Result<(), (String, String)>,
 ) -> Result<Next, Error> {
-    let Some(index) = render.finalizers().iter().position(|f| f == FINALIZER) else {
+    if !is_pending(render) {
         return Ok(Next::Wait);
-    };
+    }
     if let Err((reason, message)) = cleaned {
         let note = format!(
             "cannot record the deletion in the foundry's database ({reason}: {message}); it is retried. To let the RenderJob go without a record: kubectl annotate renderjob {} {SKIP_RECORD_ANNOTATION}=true",
@@ -104,21 +79,6 @@ pub async fn finish(
         };
         publish(&rctx.base, &render.object_ref(&()), ACTION, event).await;
     }
-    let patch = json!([
-        {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER},
-        {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
-    ]);
-    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(Error::Serialize)?;
-    match api(rctx, render)
-        .patch(
-            &render.name_any(),
-            &PatchParams::default(),
-            &Patch::<()>::Json(patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(Next::Wait),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(Next::Wait),
-        Err(error) => Err(error.into()),
-    }
+    finalizers::remove(&api(rctx, render), render, FINALIZER).await?;
+    Ok(Next::Wait)
 }

@@ -166,12 +166,15 @@ pub async fn reconcile(
             Ok(render) => {
                 let key = object_key(CONTROLLER, &guard);
                 let action = if render.meta().deletion_timestamp.is_some() {
-                    if finalizer::is_pending(render) {
+                    if finalizer::is_pending(render) && !owned_elsewhere(&rctx, render).await? {
                         let cleaned = delete_render(&rctx, render).await;
                         finalizer::finish(&rctx, render, cleaned).await?
                     } else {
                         Next::Wait
                     }
+                } else if !finalizer::is_pending(render) && owned_elsewhere(&rctx, render).await? {
+                    // Not ours: no finalizer either, so nothing here can hold its deletion.
+                    Next::Wait
                 } else {
                     finalizer::ensure(&rctx, render).await?;
                     reconcile_render(render, &rctx).await?
@@ -186,6 +189,18 @@ pub async fn reconcile(
         }
     };
     observed(&rctx.base, CONTROLLER, work).await
+}
+
+/// Whether the render's foundry exists and another installation owns it: that installation
+/// records and releases the render (the finalizer has one name for every installation).
+async fn owned_elsewhere(rctx: &RenderContext, render: &RenderJob) -> Result<bool, Error> {
+    let foundry = Api::<VideoFoundry>::namespaced(
+        rctx.base.client.clone(),
+        &render.namespace().unwrap_or_default(),
+    )
+    .get_opt(&render.spec.foundry_ref.name)
+    .await?;
+    Ok(foundry.is_some_and(|f| !super::ownership::claims(&f, &rctx.base.config)))
 }
 
 /// What the reconcile asks for next.
@@ -229,6 +244,14 @@ async fn reconcile_render(render: &RenderJob, rctx: &RenderContext) -> Result<Ne
         Some(vetting) => vetting,
         None => {
             let vetted = vet::vet_render(&rctx.base.client, &namespace, render).await;
+            // A foundry another installation owns: its renders are that installation's to vet.
+            if vetted
+                .foundry
+                .as_ref()
+                .is_some_and(|f| !super::ownership::claims(f, &rctx.base.config))
+            {
+                return Ok(Next::Wait);
+            }
             change.vetting(&vetted.outcome);
             match vetted.outcome {
                 VettingOutcome::Waiting { .. } => {

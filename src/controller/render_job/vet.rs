@@ -49,40 +49,53 @@ pub async fn vet_render(client: &Client, namespace: &str, render: &RenderJob) ->
             );
         }
     };
-    let workflow = match workflow_bytes(client, namespace, render).await {
-        Ok(workflow) => workflow,
-        Err((reason, message)) => return waiting(reason, message),
-    };
+    let vetted = vet_found(client, namespace, render, &foundry).await;
+    match vetted {
+        Ok((status, workflow)) => Vetted {
+            outcome: VettingOutcome::Vetted(Box::new(status)),
+            foundry: Some(foundry),
+            workflow: Some(workflow),
+        },
+        // The foundry is kept: the caller checks which installation owns it before it writes.
+        Err((reason, message)) => Vetted {
+            foundry: Some(foundry),
+            ..waiting(reason, message)
+        },
+    }
+}
+
+/// Reads the workflow and the foundry's ApprovedNodeLists, then vets.
+async fn vet_found(
+    client: &Client,
+    namespace: &str,
+    render: &RenderJob,
+    foundry: &VideoFoundry,
+) -> Result<(VettingStatus, Vec<u8>), (&'static str, String)> {
+    let workflow = workflow_bytes(client, namespace, render).await?;
     let mut lists = Vec::new();
     let api: Api<ApprovedNodeList> = Api::namespaced(client.clone(), namespace);
     for reference in &foundry.spec.approved_node_lists {
         match api.get_opt(&reference.name).await {
             Ok(Some(list)) => lists.push(list),
             Ok(None) => {
-                return waiting(
+                return Err((
                     "ApprovedNodeListNotFound",
                     format!(
                         "ApprovedNodeList {namespace}/{} named by the foundry does not exist; nothing is vetted without it",
                         reference.name
                     ),
-                );
+                ));
             }
             Err(error) => {
-                return waiting(
+                return Err((
                     "KubernetesApiError",
                     format!("reading ApprovedNodeLists: {error}"),
-                );
+                ));
             }
         }
     }
-    match vet_with(&foundry, &lists, &workflow) {
-        Ok(status) => Vetted {
-            outcome: VettingOutcome::Vetted(Box::new(status)),
-            foundry: Some(foundry),
-            workflow: Some(workflow),
-        },
-        Err((reason, message)) => waiting(reason, message),
-    }
+    let status = vet_with(foundry, &lists, &workflow)?;
+    Ok((status, workflow))
 }
 
 /// Vets `workflow` against `foundry`'s policy made of `lists` (the ApprovedNodeLists it names,
