@@ -22,43 +22,27 @@ pub struct PlannedEvent {
     pub note: String,
 }
 
-/// Events for the conditions whose status or reason changed between `before` and `after`: a
-/// Warning when the new status is the condition's bad one (`bad_status(type)`) or `Unknown`, a
-/// Normal Event otherwise. A failing `Ready` is left out (the failing condition's own Event
-/// says why). None when nothing changed, so a no-op reconcile writes nothing at all.
-pub fn condition_changes(
-    before: &[Condition],
-    after: &[Condition],
-    bad_status: impl Fn(&str) -> &'static str,
-) -> Vec<PlannedEvent> {
-    after
-        .iter()
-        .filter(|condition| !is_progress_type(&condition.type_))
-        .filter(|condition| {
-            !before.iter().any(|old| {
-                old.type_ == condition.type_
-                    && old.status == condition.status
-                    && old.reason == condition.reason
-            })
-        })
-        .filter(|condition| condition.type_ != types::READY || condition.status == "True")
-        .map(|condition| PlannedEvent {
-            warning: condition.status == bad_status(&condition.type_)
-                || condition.status == "Unknown",
-            reason: condition.reason.clone(),
-            note: format!("{}: {}", condition.type_, condition.message),
-        })
-        .collect()
+/// How a condition change is named in its Event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventNaming {
+    /// Reason = the condition's reason (`Approved`, `Rejected`, ...); a failing `Ready` is left
+    /// out (the failing condition's own Event says why). For renders, whose reasons are the
+    /// story of the render.
+    ByReason,
+    /// Reason = the condition's type (`DatabaseReady`, `Ready`, ...), so `kubectl describe`
+    /// lists every transition with its own message. For foundries, whose conditions are steps.
+    ByType,
 }
 
-/// One Event per condition whose status or reason changed between `before` and `after`, with
-/// the condition's type as its reason (`DatabaseReady`, `Ready`, ...), so `kubectl describe`
-/// lists every transition with its own message: a Warning when the new status is the
-/// condition's bad one (`bad_status(type)`) or `Unknown`, a Normal Event otherwise. None when
-/// nothing changed, so a no-op reconcile writes nothing at all.
+/// One Event per condition whose status or reason changed between `before` and `after`, named
+/// as `naming` says: a Warning when the new status is the condition's bad one
+/// (`bad_status(type)`) or `Unknown`, a Normal Event otherwise. None when nothing changed, so a
+/// no-op reconcile writes nothing at all. Progress conditions (`Reconciling`, `Stalled`) never
+/// make Events.
 pub fn condition_events(
     before: &[Condition],
     after: &[Condition],
+    naming: EventNaming,
     bad_status: impl Fn(&str) -> &'static str,
 ) -> Vec<PlannedEvent> {
     after
@@ -71,14 +55,31 @@ pub fn condition_events(
                     && old.reason == condition.reason
             })
         })
-        .map(|condition| PlannedEvent {
-            warning: condition.status == bad_status(&condition.type_)
-                || condition.status == "Unknown",
-            reason: condition.type_.clone(),
-            note: format!(
-                "{} is {} ({}): {}",
-                condition.type_, condition.status, condition.reason, condition.message
-            ),
+        .filter(|condition| {
+            naming == EventNaming::ByType
+                || condition.type_ != types::READY
+                || condition.status == "True"
+        })
+        .map(|condition| {
+            let (reason, note) = match naming {
+                EventNaming::ByReason => (
+                    condition.reason.clone(),
+                    format!("{}: {}", condition.type_, condition.message),
+                ),
+                EventNaming::ByType => (
+                    condition.type_.clone(),
+                    format!(
+                        "{} is {} ({}): {}",
+                        condition.type_, condition.status, condition.reason, condition.message
+                    ),
+                ),
+            };
+            PlannedEvent {
+                warning: condition.status == bad_status(&condition.type_)
+                    || condition.status == "Unknown",
+                reason,
+                note,
+            }
         })
         .collect()
 }
@@ -156,7 +157,7 @@ mod tests {
             condition("Ready", "True", "Provisioned", "every step succeeded"),
             condition("NetworkIsolated", "True", "PoliciesApplied", "ok"),
         ];
-        let events = condition_events(&before, &after, |_| "False");
+        let events = condition_events(&before, &after, EventNaming::ByType, |_| "False");
         let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
         assert_eq!(reasons, ["DatabaseReady", "Ready"]);
         assert_eq!(
@@ -164,10 +165,24 @@ mod tests {
             "Ready is True (Provisioned): every step succeeded"
         );
         assert!(events.iter().all(|e| !e.warning));
-        let back = condition_events(&after, &before, |_| "False");
+        let back = condition_events(&after, &before, EventNaming::ByType, |_| "False");
         assert!(back.iter().all(|e| e.warning));
         assert!(back[1].note.contains("DatabaseReady: no Secret"));
-        assert!(condition_events(&after, &after, |_| "False").is_empty());
+        assert!(condition_events(&after, &after, EventNaming::ByType, |_| "False").is_empty());
+    }
+
+    #[test]
+    fn by_reason_names_events_after_the_reason_and_leaves_out_a_failing_ready() {
+        let before = [condition("Vetted", "Unknown", "Pending", "waiting")];
+        let after = [
+            condition("Vetted", "False", "Rejected", "1 violation"),
+            condition("Ready", "False", "Rejected", "Vetted: 1 violation"),
+        ];
+        let events = condition_events(&before, &after, EventNaming::ByReason, |_| "False");
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].reason, "Rejected");
+        assert_eq!(events[0].note, "Vetted: 1 violation");
+        assert!(events[0].warning);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::follow::Observation;
-use crate::controller::events::{PlannedEvent, condition_changes};
+use crate::controller::events::{EventNaming, PlannedEvent, condition_events};
 use crate::crd::conditions::{ConditionStatus, ConditionUpdate, Progress, find, types};
 use crate::crd::render_job::{RenderJobStatus, RenderPhase, VettingStatus, VettingVerdict};
 
@@ -284,11 +284,16 @@ pub fn events_for_change(
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let failed = next.phase == RenderPhase::Failed;
-    condition_changes(before, &next.conditions, |type_| match type_ {
-        types::VETTED | types::SCHEDULED | RECORDED => "False",
-        types::COMPLETE if failed => "True",
-        _ => "Unknown",
-    })
+    condition_events(
+        before,
+        &next.conditions,
+        EventNaming::ByReason,
+        |type_| match type_ {
+            types::VETTED | types::SCHEDULED | RECORDED => "False",
+            types::COMPLETE if failed => "True",
+            _ => "Unknown",
+        },
+    )
 }
 
 fn policy_names(vetting: &VettingStatus) -> String {

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::controller::events::{PlannedEvent, condition_events};
+use crate::controller::events::{EventNaming, PlannedEvent, condition_events};
 use crate::crd::conditions::{ConditionStatus, ConditionUpdate, Progress, types};
 use crate::crd::video_foundry::{EffectiveSecurity, VideoFoundryStatus};
 use crate::security_profile::ProfileError;
@@ -120,7 +120,7 @@ pub fn events_for_change(
     let before = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    condition_events(before, &next.conditions, |type_| {
+    condition_events(before, &next.conditions, EventNaming::ByType, |type_| {
         if type_ == types::SECURITY_RELAXED {
             "True"
         } else {
